@@ -51,6 +51,13 @@ class Backend {
   virtual ~Backend() = default;
 
   virtual Device device() const = 0;
+  // The dtype of the activations the model allocates (norm outputs, projections, attention and
+  // MLP intermediates); the residual stream and the logits are always f32. f32 on the CPU
+  // reference, bf16 on the CUDA backend (issue 7).
+  virtual DType activation_dtype() const { return DType::kF32; }
+  // The dtype of the weight matrices (2-D and per-head 3-D projections, experts, embedding,
+  // head); norm weights and biases and the MoE router (weight and bias) are always f32.
+  virtual DType weight_dtype() const { return DType::kF32; }
   // A new uninitialised tensor on the backend's device.
   virtual absl::StatusOr<Tensor> NewTensor(DType dtype, Shape shape) = 0;
   // Copies a host tensor to the device (or returns it as is on the CPU backend).
