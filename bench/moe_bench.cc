@@ -35,7 +35,8 @@ absl::Status Upload(DeviceBuffer& buf, const std::vector<T>& host, cudaStream_t 
 
 class ExpertsCase : public Case {
  public:
-  explicit ExpertsCase(int64_t tokens) : tokens_(tokens) {}
+  explicit ExpertsCase(int64_t tokens, int tile_rows = 0)
+      : tokens_(tokens), tile_rows_(tile_rows) {}
 
   absl::Status Setup(const Env& env) override {
     // Routing: K distinct random experts per token.
@@ -92,7 +93,7 @@ class ExpertsCase : public Case {
                                     .up = up_.as<const uint16_t*>(),
                                     .down = down_.as<const uint16_t*>(),
                                     .y = y_.as<uint16_t>()},
-                                   ws_.get(), ws_bytes_, stream);
+                                   ws_.get(), ws_bytes_, stream, tile_rows_);
   }
 
   Work GetWork() const override {
@@ -103,6 +104,7 @@ class ExpertsCase : public Case {
 
  private:
   int64_t tokens_;
+  int tile_rows_;
   int64_t distinct_ = 0;
   size_t ws_bytes_ = 0;
   DeviceBuffer weights_, gate_, up_, down_, ids_, w_, x_, y_, ws_;
@@ -158,10 +160,15 @@ STRATA_BENCH_CASES(RegisterMoeCases) {
                    .shape = {{"tokens", t}, {"hidden", kHidden}, {"inter", kInter}},
                    .make = [t] { return std::make_unique<ExpertsCase>(t); }});
   }
-  registry->Add({.kernel = "moe_experts_prefill",
-                 .name = "glm5 T4096 top8/256",
-                 .shape = {{"tokens", 4096}, {"hidden", kHidden}, {"inter", kInter}},
-                 .make = [] { return std::make_unique<ExpertsCase>(4096); }});
+  // The automatic tile and each prefill tile forced (the choice's evidence).
+  for (const int tile : {0, 64, 128}) {
+    registry->Add(
+        {.kernel = "moe_experts_prefill",
+         .name = tile == 0 ? std::string("glm5 T4096 top8/256")
+                           : absl::StrCat("glm5 T4096 top8/256 tile", tile),
+         .shape = {{"tokens", 4096}, {"hidden", kHidden}, {"inter", kInter}, {"tile_rows", tile}},
+         .make = [tile] { return std::make_unique<ExpertsCase>(4096, tile); }});
+  }
   for (const int64_t t : {1, 8, 32, 64}) {
     for (const auto& [model, groups, keep] :
          {std::tuple<const char*, int64_t, int64_t>{"glm5", 1, 1}, {"dsv32", 8, 4}}) {

@@ -274,12 +274,16 @@ cudaError_t LaunchGemm(const GemmArgs& a, int64_t max_tiles, cudaStream_t stream
   return cudaGetLastError();
 }
 
-// Tile shapes: decode (few rows per expert: 16-row tiles, 4 warps side by side over 64 columns,
-// deep pipelines to keep weight bytes in flight) and prefill (128 × 64/128 tiles, 8 warps).
+// Tile shapes. Decode (few rows per expert): 16-row tiles, 4 warps side by side over the columns,
+// 4-stage pipelines to keep weight bytes in flight, 3 CTAs per SM; the down projection takes 128
+// columns so that a batch-1 step (8 experts × 48 tiles) fits in one wave. Prefill: 64-row tiles
+// with 4 warps (2 × 2) or 128-row tiles with 8 warps (2 × 4), 3-stage pipelines.
 template <int BM>
 cudaError_t LaunchGateUp(const GemmArgs& a, int64_t max_tiles, cudaStream_t stream) {
   if constexpr (BM == 16) {
     return LaunchGemm<16, 64, 1, 4, 4, true, 3>(a, max_tiles, stream);
+  } else if constexpr (BM == 64) {
+    return LaunchGemm<64, 64, 2, 2, 3, true, 3>(a, max_tiles, stream);
   } else {
     return LaunchGemm<128, 64, 2, 4, 3, true, 2>(a, max_tiles, stream);
   }
@@ -288,7 +292,9 @@ cudaError_t LaunchGateUp(const GemmArgs& a, int64_t max_tiles, cudaStream_t stre
 template <int BM>
 cudaError_t LaunchDown(const GemmArgs& a, int64_t max_tiles, cudaStream_t stream) {
   if constexpr (BM == 16) {
-    return LaunchGemm<16, 64, 1, 4, 4, false, 4>(a, max_tiles, stream);
+    return LaunchGemm<16, 128, 1, 4, 4, false, 3>(a, max_tiles, stream);
+  } else if constexpr (BM == 64) {
+    return LaunchGemm<64, 128, 2, 2, 3, false, 3>(a, max_tiles, stream);
   } else {
     return LaunchGemm<128, 128, 2, 4, 3, false, 2>(a, max_tiles, stream);
   }
@@ -388,7 +394,7 @@ cudaError_t MoeExpertsCuda(const MoeExpertsParams& p, void* workspace, size_t wo
       p.inter % 64 != 0 || p.num_experts < 1 || p.num_experts > kMoeExpertsMaxExperts ||
       p.top_k < 1 || x_stride < p.hidden || x_stride % 8 != 0 || y_stride < p.hidden ||
       y_stride % 8 != 0 || p.num_tokens * p.top_k > (int64_t{1} << 30) ||
-      (tile_rows != 0 && tile_rows != 16 && tile_rows != 128)) {
+      (tile_rows != 0 && tile_rows != 16 && tile_rows != 64 && tile_rows != 128)) {
     return cudaErrorInvalidValue;
   }
   if (p.num_tokens == 0) return cudaSuccess;
@@ -401,8 +407,14 @@ cudaError_t MoeExpertsCuda(const MoeExpertsParams& p, void* workspace, size_t wo
   }
   if (tile_rows == 0) tile_rows = l.pairs <= 32 * p.num_experts ? 16 : 128;
   auto* ws = static_cast<uint8_t*>(workspace);
-  return tile_rows == 16 ? RunExperts<16>(p, l, ws, x_stride, y_stride, stream)
-                         : RunExperts<128>(p, l, ws, x_stride, y_stride, stream);
+  switch (tile_rows) {
+    case 16:
+      return RunExperts<16>(p, l, ws, x_stride, y_stride, stream);
+    case 64:
+      return RunExperts<64>(p, l, ws, x_stride, y_stride, stream);
+    default:
+      return RunExperts<128>(p, l, ws, x_stride, y_stride, stream);
+  }
 }
 
 }  // namespace strata::kernels

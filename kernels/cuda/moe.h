@@ -46,7 +46,8 @@ cudaError_t MoeRoutingCuda(const MoeRoutingParams& p, cudaStream_t stream);
 // `workspace` holds at least MoeExpertsWorkspaceBytes(T, K, E, H, I) bytes, 256-byte aligned.
 //
 // tile_rows selects the grouped GEMM's row tile: 0 picks it from T·K / E (16-row tiles for decode,
-// where each expert sees few rows, 128-row tiles for prefill); 16 or 128 forces one (tests).
+// where each expert sees few rows, 128-row tiles for prefill); 16, 64 or 128 forces one (tests,
+// bench).
 size_t MoeExpertsWorkspaceBytes(int64_t num_tokens, int64_t top_k, int64_t num_experts,
                                 int64_t hidden, int64_t inter);
 cudaError_t MoeExpertsCuda(const MoeExpertsParams& p, void* workspace, size_t workspace_bytes,

@@ -44,8 +44,41 @@ struct Row {
   float temperature;
 };
 
-__device__ __forceinline__ float Z(const Row& r, int64_t i) {
-  return __fdiv_rn(r.x[i], r.temperature);
+__device__ __forceinline__ float Z(const Row& r, float v) { return __fdiv_rn(v, r.temperature); }
+
+// Calls f(i, x[i]) for the indices i ≡ threadIdx.x (mod kThreads) in ascending order, with kUnroll
+// loads in flight before their values are used (a row pass is latency-bound otherwise: one CTA
+// per row, each thread walking ~300 values).
+constexpr int kUnroll = 8;
+template <typename F>
+__device__ __forceinline__ void ForEach(const float* x, int64_t n, F&& f) {
+  for (int64_t i0 = threadIdx.x; i0 < n; i0 += int64_t{kThreads} * kUnroll) {
+    float v[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t i = i0 + int64_t{u} * kThreads;
+      v[u] = i < n ? x[i] : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t i = i0 + int64_t{u} * kThreads;
+      if (i < n) f(i, v[u]);
+    }
+  }
+}
+
+// The same over a contiguous range [lo, hi) of one thread.
+template <typename F>
+__device__ __forceinline__ void ForRange(const float* x, int64_t lo, int64_t hi, F&& f) {
+  for (int64_t i0 = lo; i0 < hi; i0 += kUnroll) {
+    float v[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) v[u] = i0 + u < hi ? x[i0 + u] : 0.0f;
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      if (i0 + u < hi) f(i0 + u, v[u]);
+    }
+  }
 }
 
 __device__ __forceinline__ uint32_t Key(float z) {
@@ -129,12 +162,12 @@ __device__ uint32_t SelectKthKey(const Row& r, int k, Smem& s, bool* ok) {
     for (int b = threadIdx.x; b < block::kBins; b += kThreads) s.sel.hist[b] = 0;
     if (threadIdx.x == 0) s.sel.sel_bin = -1;
     __syncthreads();
-    for (int64_t i = threadIdx.x; i < r.n; i += kThreads) {
-      const float z = Z(r, i);
-      if (isnan(z)) continue;
+    ForEach(r.x, r.n, [&](int64_t, float v) {
+      const float z = Z(r, v);
+      if (isnan(z)) return;
       const uint32_t key = Key(z);
       if ((key & mask) == prefix) atomicAdd(&s.sel.hist[(key >> shift) & digit_mask], 1);
-    }
+    });
     __syncthreads();
     const int b0 = threadIdx.x * kPer;
     int h[kPer], sum = 0;
@@ -168,15 +201,15 @@ __device__ uint32_t SelectKthKey(const Row& r, int k, Smem& s, bool* ok) {
 __device__ int Gather(const Row& r, uint32_t lo, bool strict, Smem& s) {
   if (threadIdx.x == 0) s.count = 0;
   __syncthreads();
-  for (int64_t i = threadIdx.x; i < r.n; i += kThreads) {
-    const float z = Z(r, i);
-    if (isnan(z)) continue;
+  ForEach(r.x, r.n, [&](int64_t i, float v) {
+    const float z = Z(r, v);
+    if (isnan(z)) return;
     const uint32_t key = Key(z);
     if (strict ? key > lo : key >= lo) {
       const int pos = atomicAdd(&s.count, 1);
       if (pos < kCap) s.cand[pos] = (static_cast<uint64_t>(~key) << 32) | static_cast<uint64_t>(i);
     }
-  }
+  });
   __syncthreads();
   const int n = s.count;
   __syncthreads();
@@ -281,19 +314,19 @@ __device__ int DrawChunked(const Row& r, uint32_t thr_key, float max_z, const Cu
   const double w_theta = cut.active ? Weight(KeyValue(cut.theta), max_z) : 0.0;
   double mass = 0.0;
   int n_theta = 0;
-  for (int64_t i = lo; i < hi; ++i) {
-    const float z = Z(r, i);
-    if (isnan(z)) continue;
+  ForRange(r.x, lo, hi, [&](int64_t, float v) {
+    const float z = Z(r, v);
+    if (isnan(z)) return;
     const uint32_t key = Key(z);
-    if (key < thr_key || (cut.active && key < cut.theta)) continue;
+    if (key < thr_key || (cut.active && key < cut.theta)) return;
     const double w = Weight(z, max_z);
-    if (w == 0.0) continue;
+    if (w == 0.0) return;
     if (cut.active && key == cut.theta) {
       ++n_theta;
     } else {
       mass += w;
     }
-  }
+  });
   const int theta_before = block::PrefixExclusive(n_theta, s.sel);
   if (cut.active) mass += max(0, min(n_theta, cut.c_theta - theta_before)) * w_theta;
   double total;
@@ -328,7 +361,7 @@ __device__ int DrawChunked(const Row& r, uint32_t thr_key, float max_z, const Cu
       double w = 0.0;
       bool at_theta = false;
       if (i < c_hi) {
-        const float z = Z(r, i);
+        const float z = Z(r, r.x[i]);
         if (!isnan(z)) {
           const uint32_t key = Key(z);
           if (key >= thr_key && !(cut.active && key < cut.theta)) {
@@ -368,12 +401,12 @@ __device__ int DrawChunked(const Row& r, uint32_t thr_key, float max_z, const Cu
 __device__ double MassAtLeast(const Row& r, uint32_t thr_key, float max_z, uint64_t kappa,
                               Smem& s) {
   double mass = 0.0;
-  for (int64_t i = threadIdx.x; i < r.n; i += kThreads) {
-    const float z = Z(r, i);
-    if (isnan(z)) continue;
+  ForEach(r.x, r.n, [&](int64_t, float v) {
+    const float z = Z(r, v);
+    if (isnan(z)) return;
     const uint32_t key = Key(z);
     if (key >= thr_key && key >= kappa) mass += Weight(z, max_z);
-  }
+  });
   return BlockSum(mass, s);
 }
 
@@ -391,9 +424,8 @@ __global__ void __launch_bounds__(kThreads, 1) SampleKernel(const SampleParams p
   float m = -INFINITY, best_v = -INFINITY, zmax = -INFINITY;
   double sum = 0.0;
   int best_i = -1;
-  for (int64_t i = threadIdx.x; i < n; i += kThreads) {
-    const float v = x[i];
-    if (isnan(v)) continue;
+  ForEach(x, n, [&](int64_t i, float v) {
+    if (isnan(v)) return;
     if (best_i < 0 || v > best_v) {
       best_v = v;
       best_i = static_cast<int>(i);
@@ -405,7 +437,7 @@ __global__ void __launch_bounds__(kThreads, 1) SampleKernel(const SampleParams p
       sum += expf(v - m);
     }
     if (!greedy) zmax = fmaxf(zmax, __fdiv_rn(v, o.temperature));
-  }
+  });
   const float row_max = BlockMax(m, s);
   const double row_sum = BlockSum(m == -INFINITY ? 0.0 : sum * expf(m - row_max), s);
   zmax = BlockMax(zmax, s);
@@ -448,34 +480,50 @@ __global__ void __launch_bounds__(kThreads, 1) SampleKernel(const SampleParams p
       if (ok) thr_key = k;
     }
     if (top_p_on) {
-      // Total kept mass and count.
-      double mass = 0.0;
+      // Candidates: the kept set itself when top-k bounds it by kCap (then the candidates' sum is
+      // the total), else the kCap largest kept tokens and a pass for the total.
+      const bool bounded = top_k_on && o.top_k <= kCap;
+      double total = 0.0;
       int kept = 0;
-      for (int64_t i = threadIdx.x; i < n; i += kThreads) {
-        const float z = Z(r, i);
-        if (isnan(z) || Key(z) < thr_key) continue;
-        ++kept;
-        mass += Weight(z, zmax);
-      }
-      const double total = BlockSum(mass, s);
-      kept = BlockSumInt(kept, s);
-      const double target = static_cast<double>(o.top_p) * total;
-      // Candidates: the kCap largest kept tokens (all of them when fewer).
       uint32_t cand_key = thr_key;
-      if (!(top_k_on && o.top_k <= kCap) && kept > kCap) {
-        bool ok;
-        const uint32_t k = SelectKthKey(r, kCap, s, &ok);
-        if (ok && k > cand_key) cand_key = k;
+      if (!bounded) {
+        double mass = 0.0;
+        ForEach(x, n, [&](int64_t, float v) {
+          const float z = Z(r, v);
+          if (isnan(z) || Key(z) < thr_key) return;
+          ++kept;
+          mass += Weight(z, zmax);
+        });
+        total = BlockSum(mass, s);
+        kept = BlockSumInt(kept, s);
+        if (kept > kCap) {
+          bool ok;
+          const uint32_t k = SelectKthKey(r, kCap, s, &ok);
+          if (ok && k > cand_key) cand_key = k;
+        }
       }
       int count = Gather(r, cand_key, /*strict=*/false, s);
+      const bool complete = bounded ? count <= kCap : count == kept;
       if (count > kCap) count = Gather(r, cand_key, /*strict=*/true, s);
-      const bool complete = count == kept;
       Sort(count, s);
       for (int j = threadIdx.x; j < count; j += kThreads) {
         s.w[j] = Weight(KeyValue(~static_cast<uint32_t>(s.cand[j] >> 32)), zmax);
       }
       __syncthreads();
       ScanWeights(count, s);
+      if (bounded) {
+        if (complete) {
+          total = s.w[count - 1];
+        } else {  // ties at the top-k threshold overflowed the candidates: a pass for the total
+          double mass = 0.0;
+          ForEach(x, n, [&](int64_t, float v) {
+            const float z = Z(r, v);
+            if (!isnan(z) && Key(z) >= thr_key) mass += Weight(z, zmax);
+          });
+          total = BlockSum(mass, s);
+        }
+      }
+      const double target = static_cast<double>(o.top_p) * total;
       int last = FirstReaching(count, target, /*strict=*/false, s);
       if (last < 0 && complete) last = count - 1;
       if (last >= 0) {
@@ -498,12 +546,12 @@ __global__ void __launch_bounds__(kThreads, 1) SampleKernel(const SampleParams p
         }
         Cut cut{.active = true, .theta = static_cast<uint32_t>(lo), .c_theta = 0};
         int n_theta = 0;
-        for (int64_t i = threadIdx.x; i < n; i += kThreads) {
-          const float z = Z(r, i);
+        ForEach(x, n, [&](int64_t, float v) {
+          const float z = Z(r, v);
           if (!isnan(z) && Key(z) == cut.theta && Key(z) >= thr_key && Weight(z, zmax) > 0.0) {
             ++n_theta;
           }
-        }
+        });
         n_theta = BlockSumInt(n_theta, s);
         const double w_theta = Weight(KeyValue(cut.theta), zmax);
         double cumulative = mass_hi;
