@@ -4,7 +4,9 @@
 #include <cmath>
 #include <random>
 
+#include "common/dtype.h"
 #include "gtest/gtest.h"
+#include "kernels/cpu/moe_experts.h"
 #include "worker/model/backend_factory.h"
 
 namespace strata::model {
@@ -187,6 +189,63 @@ TEST_F(CudaOpsTest, MoeRoutingAndExpertsMatchCpu) {
   EXPECT_LE(RelDiff(Down(got), want), kOpTol);
 }
 
+// bf16 activations and weights (the bf16 backend's layout) take the device's grouped expert FFN;
+// it matches the bf16 CPU reference (kernels/cpu/moe_experts.h) to a bf16 rounding.
+TEST_F(CudaOpsTest, MoeExpertsBf16MatchesCpuReference) {
+  const int64_t t = 9, h = 128, inter = 64, e_count = 8, k = 2;
+  auto bf16 = [this](Shape s, float scale) {
+    const Tensor f = Random(s, scale);
+    Tensor b = Tensor::Zeros(DType::kBF16, s);
+    for (int64_t i = 0; i < f.numel(); ++i) b.data<uint16_t>()[i] = FloatToBF16(f.data<float>()[i]);
+    return b;
+  };
+  const Tensor logits = Random({t, e_count}), bias = Random({e_count}, 0.1f);
+  Tensor ids = Tensor::Zeros(DType::kI32, {t, k}), wts = Tensor::Zeros(DType::kF32, {t, k});
+  ASSERT_TRUE(cpu_->MoeRoute(logits, bias, {.top_k = 2}, ids, wts).ok());
+  std::vector<Tensor> host_w, dev_w;
+  std::vector<const uint16_t*> gate, up, down;
+  std::vector<Backend::ExpertWeights> de;
+  for (int64_t e = 0; e < e_count; ++e) {
+    for (Shape s : {Shape{inter, h}, Shape{inter, h}, Shape{h, inter}}) {
+      host_w.push_back(bf16(s, 0.15f));
+      dev_w.push_back(Up(host_w.back()));
+    }
+  }
+  for (int64_t e = 0; e < e_count; ++e) {
+    gate.push_back(host_w[3 * e].data<uint16_t>());
+    up.push_back(host_w[3 * e + 1].data<uint16_t>());
+    down.push_back(host_w[3 * e + 2].data<uint16_t>());
+    de.push_back({&dev_w[3 * e], &dev_w[3 * e + 1], &dev_w[3 * e + 2]});
+  }
+  const Tensor x = bf16({t, h}, 1.0f);
+  Tensor want = Tensor::Zeros(DType::kBF16, {t, h});
+  ASSERT_TRUE(kernels::MoeExpertsCpu({.num_tokens = t,
+                                      .hidden = h,
+                                      .inter = inter,
+                                      .num_experts = e_count,
+                                      .top_k = k,
+                                      .x = x.data<uint16_t>(),
+                                      .expert_ids = ids.data<int32_t>(),
+                                      .weights = wts.data<float>(),
+                                      .gate = gate.data(),
+                                      .up = up.data(),
+                                      .down = down.data(),
+                                      .y = want.data<uint16_t>()})
+                  .ok());
+  Tensor got = *cuda_->NewTensor(DType::kBF16, {t, h});
+  ASSERT_TRUE(cuda_->MoeExperts(Up(x), Up(ids), Up(wts), de, got).ok());
+  const Tensor host_got = Down(got);
+  float scale = 0;
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    scale = std::max(scale, std::fabs(BF16ToFloat(want.data<uint16_t>()[i])));
+  }
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    const float a = BF16ToFloat(host_got.data<uint16_t>()[i]);
+    const float b = BF16ToFloat(want.data<uint16_t>()[i]);
+    EXPECT_LE(std::fabs(a - b), std::fabs(b) / 128 + 2e-3f * scale) << i;
+  }
+}
+
 TEST_F(CudaOpsTest, GreedySamplingMatchesCpu) {
   Tensor logits = Random({5, 3000}, 3.0f);
   logits.data<float>()[2 * 3000 + 7] = 100.0f;  // a clear winner
@@ -200,7 +259,8 @@ TEST_F(CudaOpsTest, GreedySamplingMatchesCpu) {
   EXPECT_EQ(got_ids, want_ids);
   EXPECT_EQ(got_ids[3], 11);
   for (int r = 0; r < 5; ++r) EXPECT_NEAR(got_lp[r], want_lp[r], 1e-4f) << r;
-  // Temperature sampling goes through the CPU sampler: the same draw for the same seed and step.
+  // Temperature sampling on the device: the same draw as the CPU sampler for the same seed and
+  // step.
   for (auto& a : args) a = {.temperature = 0.8f, .top_k = 50, .top_p = 0.9f, .seed = 7, .step = 3};
   ASSERT_TRUE(cpu_->Sample(logits, args, want_ids, want_lp).ok());
   ASSERT_TRUE(cuda_->Sample(Up(logits), args, got_ids, got_lp).ok());

@@ -6,9 +6,11 @@
 // writes and the indexer top-k are the tuned kernels of kernels/cuda. Where those cannot serve the
 // shape or dtype (the indexer logits want bf16 q with 32/64 heads of 128; sparse MLA wants bf16 q,
 // L = 512, R = 64 and a bf16/fp8 cache), the generic fp32 kernels of model_ops.h run instead.
-// MoE routing and non-greedy sampling download to the host and run the CPU kernels. Everything
-// runs on one stream per backend; index data the host needs (positions, expert ids) is read back
-// with a stream sync.
+// MoE routing and sampling run on the device (kernels/cuda/moe.h, sampling.h: the CPU twins'
+// choices, bit for bit); the routed experts take the grouped expert FFN (MoeExpertsCuda) when the
+// activations are bf16 and otherwise group the pairs on the host and run cuBLAS per expert.
+// Everything runs on one stream per backend; index data the host needs (positions, fp32 expert
+// ids) is read back with a stream sync.
 #ifndef STRATA_WORKER_MODEL_CUDA_BACKEND_H_
 #define STRATA_WORKER_MODEL_CUDA_BACKEND_H_
 

@@ -1,5 +1,6 @@
 // The CUDA backend's paged DSA operations, MoE and sampling (cuda_backend.h says what runs where).
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -11,6 +12,8 @@
 #include "kernels/cuda/cuda_allocator.h"
 #include "kernels/cuda/indexer_topk.h"
 #include "kernels/cuda/model_ops.h"
+#include "kernels/cuda/moe.h"
+#include "kernels/cuda/sampling.h"
 #include "worker/model/cuda_backend_internal.h"
 
 namespace strata::model::cuda_internal {
@@ -22,6 +25,81 @@ absl::Status CheckSlots(const PagedView& view, int64_t tokens) {
     return absl::InvalidArgumentError("cache write: slot_mapping is not [T] i32");
   }
   return absl::OkStatus();
+}
+
+bool OnDevice(const Tensor& t, Device d, DType dtype, const Shape& shape) {
+  return t.defined() && t.device() == d && t.dtype() == dtype && t.shape() == shape &&
+         t.is_contiguous();
+}
+
+// The routed experts over bf16 activations and weights (the bf16 backend's layout): the device's
+// grouped expert FFN (kernels/cuda/moe.h). The expert pointer arrays are uploaded and the
+// workspace allocated per call (freed on return; cudaFree waits for the kernels).
+absl::Status MoeExpertsBf16(Backend& b, cudaStream_t stream, const Tensor& x,
+                            const Tensor& expert_ids, const Tensor& weights,
+                            const std::vector<Backend::ExpertWeights>& experts, Tensor& y) {
+  const Device d = b.device();
+  const int64_t t = x.dim(0), h = x.dim(1), k = expert_ids.dim(1);
+  const int64_t e_count = static_cast<int64_t>(experts.size());
+  const int64_t inter = e_count > 0 ? experts[0].gate->dim(0) : 0;
+  bool ok = x.ndim() == 2 && x.device() == d && x.stride(1) == 1 && y.dtype() == DType::kBF16 &&
+            y.device() == d && y.shape() == x.shape() && y.stride(1) == 1 &&
+            OnDevice(expert_ids, d, DType::kI32, {t, k}) &&
+            OnDevice(weights, d, DType::kF32, {t, k}) && e_count > 0;
+  std::vector<const void*> ptrs(3 * e_count);
+  for (int64_t e = 0; ok && e < e_count; ++e) {
+    const Backend::ExpertWeights& w = experts[e];
+    ok = OnDevice(*w.gate, d, DType::kBF16, {inter, h}) &&
+         OnDevice(*w.up, d, DType::kBF16, {inter, h}) &&
+         OnDevice(*w.down, d, DType::kBF16, {h, inter});
+    if (ok) {
+      ptrs[e] = w.gate->data();
+      ptrs[e_count + e] = w.up->data();
+      ptrs[2 * e_count + e] = w.down->data();
+    }
+  }
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "moe (bf16): x ", x.DebugString(), ", y ", y.DebugString(),
+        ", expert ids/weights and every expert's gate/up [I, H] and down [H, I] must be bf16 "
+        "contiguous on ",
+        d.ToString()));
+  }
+  const kernels::MoeExpertsParams probe{.num_tokens = 0,
+                                        .hidden = h,
+                                        .inter = inter,
+                                        .num_experts = e_count,
+                                        .top_k = k,
+                                        .x_stride = x.stride(0),
+                                        .y_stride = y.stride(0)};
+  if (kernels::MoeExpertsCuda(probe, nullptr, 0, stream) != cudaSuccess) {
+    return absl::UnimplementedError(absl::StrCat("moe (bf16): H ", h, ", I ", inter, ", E ",
+                                                 e_count, ", row strides ", x.stride(0), "/",
+                                                 y.stride(0), " (need multiples of 64 / 8)"));
+  }
+  if (t == 0) return absl::OkStatus();
+  ASSIGN_OR_RETURN(Tensor d_ptrs,
+                   b.Upload(Tensor::Borrow(ptrs.data(), DType::kI64, {3 * e_count})));
+  const size_t ws_bytes = kernels::MoeExpertsWorkspaceBytes(t, k, e_count, h, inter);
+  // f32 elements: NewTensor zero-fills byte tensors (caches), which a workspace does not need.
+  ASSIGN_OR_RETURN(Tensor ws, b.NewTensor(DType::kF32, {static_cast<int64_t>(ws_bytes / 4 + 64)}));
+  const auto* table = static_cast<const uint16_t* const*>(d_ptrs.data());
+  return CudaStatus(kernels::MoeExpertsCuda({.num_tokens = t,
+                                             .hidden = h,
+                                             .inter = inter,
+                                             .num_experts = e_count,
+                                             .top_k = k,
+                                             .x_stride = x.stride(0),
+                                             .y_stride = y.stride(0),
+                                             .x = static_cast<const uint16_t*>(x.data()),
+                                             .expert_ids = expert_ids.data<int32_t>(),
+                                             .weights = weights.data<float>(),
+                                             .gate = table,
+                                             .up = table + e_count,
+                                             .down = table + 2 * e_count,
+                                             .y = static_cast<uint16_t*>(y.data())},
+                                            ws.data(), ws.nbytes(), stream),
+                    "moe experts");
 }
 
 }  // namespace
@@ -176,33 +254,59 @@ absl::Status CudaBackend::SparseMla(const Tensor& q_abs, const Tensor& slots, fl
 
 absl::Status CudaBackend::MoeRoute(const Tensor& router_logits, const Tensor& bias,
                                    const RouteArgs& args, Tensor& expert_ids, Tensor& weights) {
-  // First cut: route on the host (T × E logits down, T × k ids and weights up).
+  const int64_t t = router_logits.dim(0), e = router_logits.dim(1);
+  kernels::MoeRoutingParams p{.num_tokens = t,
+                              .num_experts = e,
+                              .n_group = args.n_group,
+                              .topk_group = args.topk_group,
+                              .top_k = args.top_k,
+                              .logits_stride = router_logits.stride(0),
+                              .norm_topk_prob = args.norm_topk_prob,
+                              .routed_scaling_factor = args.routed_scaling_factor};
+  // The CPU twin's size checks (no tokens: nothing is read or written).
+  kernels::MoeRoutingParams sizes = p;
+  sizes.num_tokens = 0;
+  RETURN_IF_ERROR(kernels::MoeRoutingCpu(sizes));
+  const Device d = device();
+  if (router_logits.ndim() == 2 && router_logits.dtype() == DType::kF32 &&
+      router_logits.device() == d && router_logits.stride(1) == 1 &&
+      OnDevice(bias, d, DType::kF32, {e}) &&
+      OnDevice(expert_ids, d, DType::kI32, {t, args.top_k}) &&
+      OnDevice(weights, d, DType::kF32, {t, args.top_k}) && e <= kernels::kMoeRoutingMaxExperts &&
+      args.top_k <= kernels::kMoeRoutingMaxTopK &&
+      (args.topk_group >= args.n_group || args.n_group <= kernels::kMoeRoutingMaxGroups)) {
+    // On the device: the same experts and weights as the CPU twin, bit for bit.
+    p.logits = router_logits.data<float>();
+    p.correction_bias = bias.data<float>();
+    p.expert_ids = expert_ids.data<int32_t>();
+    p.weights = weights.data<float>();
+    return CudaStatus(kernels::MoeRoutingCuda(p, stream_), "moe routing");
+  }
+  // Shapes the device router does not take: route on the host.
   ASSIGN_OR_RETURN(Tensor logits, Download(router_logits));
   ASSIGN_OR_RETURN(Tensor host_bias, Download(bias));
   ASSIGN_OR_RETURN(Tensor ids, Tensor::Empty(DType::kI32, expert_ids.shape()));
   ASSIGN_OR_RETURN(Tensor w, Tensor::Empty(DType::kF32, weights.shape()));
-  RETURN_IF_ERROR(kernels::MoeRoutingCpu({.num_tokens = logits.dim(0),
-                                          .num_experts = logits.dim(1),
-                                          .n_group = args.n_group,
-                                          .topk_group = args.topk_group,
-                                          .top_k = args.top_k,
-                                          .logits_stride = logits.dim(1),
-                                          .norm_topk_prob = args.norm_topk_prob,
-                                          .routed_scaling_factor = args.routed_scaling_factor,
-                                          .logits = logits.data<float>(),
-                                          .correction_bias = host_bias.data<float>(),
-                                          .expert_ids = ids.data<int32_t>(),
-                                          .weights = w.data<float>()}));
+  p.logits_stride = logits.dim(1);
+  p.logits = logits.data<float>();
+  p.correction_bias = host_bias.data<float>();
+  p.expert_ids = ids.data<int32_t>();
+  p.weights = w.data<float>();
+  RETURN_IF_ERROR(kernels::MoeRoutingCpu(p));
   RETURN_IF_ERROR(Copy(ids, expert_ids));
   return Copy(w, weights);
 }
 
-// Groups the (token, k) pairs by expert on the host, then per expert: gather its rows, three
-// cuBLAS GEMMs and SiLU·mul, and add weight · output back into y (a token meets an expert once,
-// so the scatter has distinct rows).
+// bf16 activations: the device's grouped expert FFN (MoeExpertsBf16 above). fp32: groups the
+// (token, k) pairs by expert on the host, then per expert: gather its rows, three cuBLAS GEMMs
+// and SiLU·mul, and add weight · output back into y (a token meets an expert once, so the scatter
+// has distinct rows).
 absl::Status CudaBackend::MoeExperts(const Tensor& x, const Tensor& expert_ids,
                                      const Tensor& weights,
                                      const std::vector<ExpertWeights>& experts, Tensor& y) {
+  if (x.defined() && x.dtype() == DType::kBF16) {
+    return MoeExpertsBf16(*this, stream_, x, expert_ids, weights, experts, y);
+  }
   RETURN_IF_ERROR(CheckDeviceRows(x, "moe x"));
   RETURN_IF_ERROR(CheckDeviceRows(y, "moe y"));
   if (y.shape() != x.shape()) return absl::InvalidArgumentError("moe: y shape");
@@ -298,41 +402,45 @@ absl::Status CudaBackend::Sample(const Tensor& logits, const std::vector<Samplin
   ids.assign(rows, 0);
   logprobs.assign(rows, 0.0f);
   if (rows == 0) return absl::OkStatus();
-  const bool greedy = std::all_of(args.begin(), args.end(),
-                                  [](const SamplingArgs& a) { return a.temperature == 0.0f; });
-  if (greedy && logits.device() == device()) {
-    ASSIGN_OR_RETURN(Tensor d_ids, NewTensor(DType::kI32, {rows}));
-    ASSIGN_OR_RETURN(Tensor d_lp, NewTensor(DType::kF32, {rows}));
-    RETURN_IF_ERROR(CudaStatus(kernels::ArgmaxCuda({.rows = rows,
-                                                    .vocab_size = logits.dim(1),
-                                                    .logits_stride = logits.stride(0),
-                                                    .logits = logits.data<float>(),
-                                                    .ids = d_ids.data<int32_t>(),
-                                                    .logprobs = d_lp.data<float>()},
-                                                   stream_),
-                               "argmax"));
-    ASSIGN_OR_RETURN(Tensor h_ids, Download(d_ids));
-    ASSIGN_OR_RETURN(Tensor h_lp, Download(d_lp));
-    std::memcpy(ids.data(), h_ids.data(), rows * sizeof(int32_t));
-    std::memcpy(logprobs.data(), h_lp.data(), rows * sizeof(float));
-    return absl::OkStatus();
-  }
-  // Temperature sampling (and logits already on the host): the CPU sampler.
-  ASSIGN_OR_RETURN(Tensor host, Download(logits));
   std::vector<kernels::SamplingOptions> options(rows);
   std::vector<uint64_t> steps(rows);
   for (int64_t r = 0; r < rows; ++r) {
-    options[r] = {args[r].temperature, args[r].top_k, args[r].top_p, args[r].seed};
-    steps[r] = static_cast<uint64_t>(args[r].step);
+    const SamplingArgs& a = args[r];
+    // The CPU twin's option checks (the device sampler trusts its options).
+    if (!(a.temperature >= 0.0f) || std::isinf(a.temperature) || a.top_k < 0 ||
+        !(a.top_p > 0.0f && a.top_p <= 1.0f)) {
+      return absl::InvalidArgumentError(absl::StrCat("sample: row ", r, " has bad options"));
+    }
+    options[r] = {a.temperature, a.top_k, a.top_p, a.seed};
+    steps[r] = static_cast<uint64_t>(a.step);
   }
-  return kernels::SampleCpu({.rows = rows,
-                             .vocab_size = host.dim(1),
-                             .logits_stride = host.stride(0),
-                             .logits = host.data<float>(),
-                             .options = options.data(),
-                             .steps = steps.data(),
-                             .tokens = ids.data(),
-                             .logprobs = logprobs.data()});
+  kernels::SampleParams p{.rows = rows,
+                          .vocab_size = logits.dim(1),
+                          .logits_stride = logits.stride(0),
+                          .logits = logits.data<float>(),
+                          .options = options.data(),
+                          .steps = steps.data(),
+                          .tokens = ids.data(),
+                          .logprobs = logprobs.data()};
+  if (logits.device() != device()) return kernels::SampleCpu(p);  // logits already on the host
+  // On the device (SampleCuda draws what SampleCpu draws); the per-row options go up, R ids and
+  // logprobs come down.
+  ASSIGN_OR_RETURN(Tensor d_options,
+                   Upload(Tensor::Borrow(options.data(), DType::kU8,
+                                         {rows * static_cast<int64_t>(sizeof(options[0]))})));
+  ASSIGN_OR_RETURN(Tensor d_steps, UploadVector(steps, DType::kI64));
+  ASSIGN_OR_RETURN(Tensor d_ids, NewTensor(DType::kI32, {rows}));
+  ASSIGN_OR_RETURN(Tensor d_lp, NewTensor(DType::kF32, {rows}));
+  p.options = static_cast<const kernels::SamplingOptions*>(d_options.data());
+  p.steps = static_cast<const uint64_t*>(d_steps.data());
+  p.tokens = d_ids.data<int32_t>();
+  p.logprobs = d_lp.data<float>();
+  RETURN_IF_ERROR(CudaStatus(kernels::SampleCuda(p, stream_), "sample"));
+  ASSIGN_OR_RETURN(Tensor h_ids, Download(d_ids));
+  ASSIGN_OR_RETURN(Tensor h_lp, Download(d_lp));
+  std::memcpy(ids.data(), h_ids.data(), rows * sizeof(int32_t));
+  std::memcpy(logprobs.data(), h_lp.data(), rows * sizeof(float));
+  return absl::OkStatus();
 }
 
 }  // namespace strata::model::cuda_internal
