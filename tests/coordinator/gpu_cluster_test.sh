@@ -10,11 +10,15 @@
 #    for an NCCL unique id in the handshake and it joins an NCCL world of one rank in LoadShard.
 #   gpu_cluster_test.sh COORDINATOR STRATA WORKER RUN   (run from the repository root)
 # STRATA_GPU_TEST_DEVICE=cpu runs the same clusters on CPU workers (the NCCL part is skipped): a
-# check of this script on a machine without a GPU.
+# check of this script on a machine without a GPU. STRATA_GPU_TEST_PARTS picks parts (default
+# "pp tp pptp nccl").
 set -uo pipefail
 coordinator=$1 strata=$2 worker=$3 run=$4
 device=${STRATA_GPU_TEST_DEVICE:-cuda:0}
-if [[ $device != cpu ]] && ! nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+parts=" ${STRATA_GPU_TEST_PARTS:-pp tp pptp nccl} "
+want() { [[ $parts == *" $1 "* ]]; }
+if [[ $device != cpu ]] && ! ls /dev/nvidia[0-9]* >/dev/null 2>&1 &&
+  ! nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
   echo "gpu_cluster_test: no GPU, skipped"
   exit 77
 fi
@@ -27,34 +31,38 @@ source "$(dirname "$0")/cluster_test_lib.sh"
 compute_expected
 echo "strata-run --device $device: ${expected[*]}"
 
-# PP=2 over UCX: two workers on one GPU.
-a=$(start_worker a) || fail "worker a did not start"
-b=$(start_worker b) || fail "worker b did not start"
-c1=$(start_coordinator c1 2 "$a" "$b") || fail "coordinator c1 did not start"
-wait_state "$c1" READY || fail "PP=2 never READY"
-check_cluster "$c1" "PP=2 on $device (UCX)"
-kill -TERM "$(cat "$tmp/c1.pid")" "$(cat "$tmp/a.pid")" "$(cat "$tmp/b.pid")"
+if want pp; then  # PP=2 over UCX: two workers on one GPU.
+  a=$(start_worker a) || fail "worker a did not start"
+  b=$(start_worker b) || fail "worker b did not start"
+  c1=$(start_coordinator c1 2 "$a" "$b") || fail "coordinator c1 did not start"
+  wait_state "$c1" READY || fail "PP=2 never READY"
+  check_cluster "$c1" "PP=2 on $device (UCX)"
+  kill -TERM "$(cat "$tmp/c1.pid")" "$(cat "$tmp/a.pid")" "$(cat "$tmp/b.pid")"
+fi
 
-# TP=2 over Gloo on host copies.
-tp_size=2
-a=$(start_worker ta) || fail "worker ta did not start"
-b=$(start_worker tb) || fail "worker tb did not start"
-c2=$(start_coordinator c2 1 "$a" "$b") || fail "coordinator c2 did not start"
-wait_state "$c2" READY || fail "TP=2 never READY"
-check_cluster "$c2" "TP=2 on $device (Gloo)"
-kill -TERM "$(cat "$tmp/c2.pid")" "$(cat "$tmp/ta.pid")" "$(cat "$tmp/tb.pid")"
+if want tp; then  # TP=2 over Gloo on host copies.
+  tp_size=2
+  a=$(start_worker ta) || fail "worker ta did not start"
+  b=$(start_worker tb) || fail "worker tb did not start"
+  c2=$(start_coordinator c2 1 "$a" "$b") || fail "coordinator c2 did not start"
+  wait_state "$c2" READY || fail "TP=2 never READY"
+  check_cluster "$c2" "TP=2 on $device (Gloo)"
+  kill -TERM "$(cat "$tmp/c2.pid")" "$(cat "$tmp/ta.pid")" "$(cat "$tmp/tb.pid")"
+fi
 
-# PP=2 × TP=2 over TCP links: four workers on one GPU.
-worker_flags=(--device "$device" --kv_cache_mb 128 --data_plane tcp)
-ws=()
-for n in q0 q1 q2 q3; do ws+=("$(start_worker $n)") || fail "worker $n did not start"; done
-c3=$(start_coordinator c3 2 "${ws[@]}") || fail "coordinator c3 did not start"
-wait_state "$c3" READY || fail "PP=2 x TP=2 never READY"
-check_cluster "$c3" "PP=2 x TP=2 on $device (TCP, Gloo)"
-kill -TERM "$(cat "$tmp/c3.pid")"
-for n in q0 q1 q2 q3; do kill -TERM "$(cat "$tmp/$n.pid")"; done
+if want pptp; then  # PP=2 × TP=2 over TCP links: four workers on one GPU.
+  tp_size=2
+  worker_flags=(--device "$device" --kv_cache_mb 128 --data_plane tcp)
+  ws=()
+  for n in q0 q1 q2 q3; do ws+=("$(start_worker $n)") || fail "worker $n did not start"; done
+  c3=$(start_coordinator c3 2 "${ws[@]}") || fail "coordinator c3 did not start"
+  wait_state "$c3" READY || fail "PP=2 x TP=2 never READY"
+  check_cluster "$c3" "PP=2 x TP=2 on $device (TCP, Gloo)"
+  kill -TERM "$(cat "$tmp/c3.pid")"
+  for n in q0 q1 q2 q3; do kill -TERM "$(cat "$tmp/$n.pid")"; done
+fi
 
-if [[ $device != cpu ]]; then
+if want nccl && [[ $device != cpu ]]; then
   # NCCL end to end with a world of one rank.
   tp_size=1
   worker_flags=(--device "$device" --kv_cache_mb 256)
