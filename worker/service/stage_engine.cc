@@ -257,6 +257,10 @@ v1::StepResult StageEngine::Execute(const v1::StepPlan& plan, absl::Time receive
 absl::Status StageEngine::ExecuteOrError(const v1::StepPlan& plan, v1::StepTimings& timings,
                                          v1::SampledTokens& sampled) {
   if (!cache_.has_value()) return absl::FailedPreconditionError("step before Warmup");
+  if (!data_plane_ready_ && !plan.sequences().empty()) {
+    return absl::FailedPreconditionError(
+        "the data plane is not formed (the last LoadShard failed to form it); LoadShard again");
+  }
   if (plan.micro_batch_id() > 0xffff) return absl::InvalidArgumentError("micro_batch_id too large");
   for (uint64_t id : plan.released_seq_ids()) tables_.erase(id);  // idempotent
   if (plan.sequences().empty()) return absl::OkStatus();
@@ -333,10 +337,6 @@ absl::Status StageEngine::ExecuteOrError(const v1::StepPlan& plan, v1::StepTimin
 
   const dataplane::LinkKey key{plan.step_id(), plan.micro_batch_id()};
   const int64_t t = static_cast<int64_t>(in.positions.size());
-  if (!data_plane_ready_) {
-    return absl::FailedPreconditionError(
-        "the data plane is not formed (the last LoadShard failed to form it); LoadShard again");
-  }
   if (!model_->is_first_stage()) RETURN_IF_ERROR(RecvHidden(key, t, in.hidden, timings));
   const absl::Time compute = absl::Now();
   ASSIGN_OR_RETURN(Tensor out, model_->Forward(in, *cache_));
