@@ -58,6 +58,9 @@ class Backend {
   // The dtype of the weight matrices (2-D and per-head 3-D projections, experts, embedding,
   // head); norm weights and biases and the MoE router (weight and bias) are always f32.
   virtual DType weight_dtype() const { return DType::kF32; }
+  // The cudaStream_t every operation of this backend is ordered on (null on the CPU). Work that
+  // others enqueue on the backend's tensors (NCCL collectives and transfers) goes on it too.
+  virtual void* stream() const { return nullptr; }
   // A new uninitialised tensor on the backend's device.
   virtual absl::StatusOr<Tensor> NewTensor(DType dtype, Shape shape) = 0;
   // Copies a host tensor to the device (or returns it as is on the CPU backend).

@@ -19,6 +19,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override;
 
   Device device() const override { return Device::Cuda(index_); }
+  void* stream() const override { return stream_; }
   absl::StatusOr<Tensor> NewTensor(DType dtype, Shape shape) override;
   absl::StatusOr<Tensor> Upload(const Tensor& host) override;
   absl::StatusOr<Tensor> Download(const Tensor& device) override;

@@ -117,7 +117,10 @@ absl::StatusOr<Tensor> UploadVector(Backend& backend, const std::vector<T>& v, D
 
 absl::Status Model::AllReduce(Tensor& x) {
   if (options_.load.tp.size <= 1) return absl::OkStatus();
-  if (x.device().is_cpu() && x.is_contiguous()) return options_.collective->AllReduceSum(x);
+  if (options_.collective->Accepts(x.device()) && x.is_contiguous()) {
+    return options_.collective->AllReduceSum(x);
+  }
+  // A host collective (Gloo) on a GPU worker: the partial sums go through the host.
   ASSIGN_OR_RETURN(Tensor host, backend_.Download(x));
   RETURN_IF_ERROR(options_.collective->AllReduceSum(host));
   ASSIGN_OR_RETURN(Tensor summed, backend_.Upload(host));

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
+#include "worker/dataplane/nccl.h"
 
 namespace strata::worker {
 namespace {
@@ -119,10 +120,19 @@ grpc::Status WorkerService::Handshake(grpc::ServerContext*, const v1::HandshakeR
                         absl::StrCat("protocol major ", req->protocol_version().major(),
                                      " is not this worker's ", kProtocolMajor));
   }
+  const bool nccl = dataplane::NcclAvailable() && options_.device.is_cuda();
   if (req->create_nccl_unique_id()) {
-    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this worker has no NCCL");
+    if (!nccl) {
+      return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                          options_.device.is_cuda() ? "this build has no NCCL"
+                                                    : "NCCL needs a GPU worker (--device cuda:N)");
+    }
+    absl::StatusOr<std::string> id = dataplane::NewNcclUniqueId();
+    if (!id.ok()) return ToGrpc(id.status());
+    resp->set_nccl_unique_id(*std::move(id));
   }
-  LOG(INFO) << "handshake from coordinator '" << req->coordinator_id() << "'";
+  LOG(INFO) << "handshake from coordinator '" << req->coordinator_id() << "'"
+            << (req->create_nccl_unique_id() ? " (NCCL unique id created)" : "");
   resp->set_worker_version("strata-worker 0.1");
   *resp->mutable_device() = Device();
   v1::WorkerCapabilities* caps = resp->mutable_capabilities();
@@ -131,6 +141,8 @@ grpc::Status WorkerService::Handshake(grpc::ServerContext*, const v1::HandshakeR
     caps->add_indexer_cache_dtypes(d);
   }
   caps->set_ucx(options_.ucx);
+  caps->set_gloo(true);
+  caps->set_nccl(nccl);
   caps->set_fp8_weights(true);  // FP8 block-scaled checkpoints are dequantised at load
   resp->set_host_memory_total(MemInfo("MemTotal"));
   resp->set_host_memory_available(MemInfo("MemAvailable"));
