@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 
 namespace strata::coordinator {
@@ -20,8 +21,13 @@ absl::StatusOr<Transports> ChooseTransports(const DataPlaneChoice& choice,
       break;
     }
   }
-  // NCCL by default only where it adds something: several workers, all of them with NCCL.
-  const bool auto_nccl = without == nullptr && hello.size() > 1;
+  // NCCL by default only where it adds something and can work: several workers, all of them with
+  // NCCL, each on its own physical GPU (NCCL refuses two ranks on one device, as when several
+  // workers share a GPU for a test).
+  absl::flat_hash_set<std::string> gpus;
+  for (const v1::HandshakeResponse& h : hello) gpus.insert(h.device().uuid());
+  const bool distinct_gpus = !gpus.contains("") && gpus.size() == hello.size();
+  const bool auto_nccl = without == nullptr && hello.size() > 1 && distinct_gpus;
   auto resolve = [&](TransportChoice c, v1::Transport host,
                      absl::string_view what) -> absl::StatusOr<v1::Transport> {
     switch (c) {

@@ -175,18 +175,28 @@ TEST(DataPlaneTest, ChooseTransports) {
   gpu.mutable_device()->set_kind("cuda");
   gpu.mutable_capabilities()->set_nccl(true);
   cpu.mutable_device()->set_kind("cpu");
+  v1::HandshakeResponse gpu2 = gpu;
+  gpu.mutable_device()->set_uuid("GPU-1");
+  gpu2.mutable_device()->set_uuid("GPU-2");
   const std::vector<std::string> two = {"a:1", "b:1"};
-  auto t = ChooseTransports(DataPlaneChoice{}, two, {gpu, gpu});
+  auto t = ChooseTransports(DataPlaneChoice{}, two, {gpu, gpu2});
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->pipeline, v1::TRANSPORT_NCCL);
   EXPECT_EQ(t->tensor_parallel, v1::TRANSPORT_NCCL);
   EXPECT_TRUE(t->nccl());
+  // Two workers on one physical GPU (NCCL would refuse them): auto stays on the host; asking for
+  // NCCL explicitly is still honoured (the bring-up then reports NCCL's error).
+  t = ChooseTransports(DataPlaneChoice{}, two, {gpu, gpu});
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->pipeline, v1::TRANSPORT_UCX);
+  EXPECT_EQ(t->tensor_parallel, v1::TRANSPORT_GLOO);
   t = ChooseTransports(DataPlaneChoice{}, two, {gpu, cpu});  // mixed: host memory
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->pipeline, v1::TRANSPORT_UCX);
   EXPECT_EQ(t->tensor_parallel, v1::TRANSPORT_GLOO);
   EXPECT_FALSE(t->nccl());
-  t = ChooseTransports(DataPlaneChoice{.tensor_parallel = TransportChoice::kHost}, two, {gpu, gpu});
+  t = ChooseTransports(DataPlaneChoice{.tensor_parallel = TransportChoice::kHost}, two,
+                       {gpu, gpu2});
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->pipeline, v1::TRANSPORT_NCCL);
   EXPECT_EQ(t->tensor_parallel, v1::TRANSPORT_GLOO);

@@ -87,6 +87,7 @@ class FakeWorker final : public strata::v1::Worker::Service {
                          strata::v1::HandshakeResponse* r) override {
     r->mutable_protocol_version()->set_major(1);
     r->mutable_device()->set_kind(options_.gpu ? "cuda" : "cpu");
+    if (options_.gpu) r->mutable_device()->set_uuid("GPU-fake-" + std::to_string(port_));
     r->mutable_capabilities()->set_nccl(options_.gpu);
     r->mutable_capabilities()->set_gloo(true);
     r->set_data_plane_address("127.0.0.1:" + std::to_string(port_ + 1000));

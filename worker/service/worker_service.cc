@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "common/logging.h"
 #include "worker/dataplane/nccl.h"
+#include "worker/model/backend_factory.h"
 
 namespace strata::worker {
 namespace {
@@ -106,6 +107,18 @@ v1::DeviceInfo WorkerService::Device() const {
   d.set_kind(options_.device.is_cpu() ? "cpu" : "cuda");
   d.set_index(options_.device.is_cpu() ? 0 : options_.device.index);
   d.set_name(options_.device.is_cpu() ? CpuName() : options_.device.ToString());
+  if (options_.device.is_cuda()) {
+    absl::StatusOr<model::GpuDescription> gpu = model::DescribeGpu(options_.device.index);
+    if (gpu.ok()) {
+      d.set_name(gpu->name);
+      d.set_uuid(gpu->uuid);
+      d.set_sm_version(gpu->sm_version);
+      d.set_memory_total(gpu->memory_total);
+      d.set_memory_free(gpu->memory_free);
+      return d;
+    }
+    LOG(WARNING) << "cannot describe " << options_.device.ToString() << ": " << gpu.status();
+  }
   d.set_memory_total(MemInfo("MemTotal"));
   d.set_memory_free(MemInfo("MemAvailable"));
   return d;
