@@ -76,6 +76,68 @@ __device__ __forceinline__ uint32_t Word(const uint4& v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }
 
+// fp8 keys are stored Hadamard-rotated (kvcache/layout.h), so the fp8 path scores H·q: each q row
+// is rotated while it is staged into shared memory. A row is split over P = 4 adjacent threads
+// holding E = 32 consecutive lanes each (so 32 rows a pass over the CTA; few registers): butterfly
+// stages shorter than E run in registers, the two longer ones across the 4 threads by shuffles.
+// The result is rounded to bf16 for the MMA (at most 2^-9 of a lane, far under fp8's 2^-4).
+template <int NC>
+__device__ __forceinline__ void StageRotatedQ(const Args& a, int group, int nh, int rows,
+                                              uint8_t* q_s) {
+  constexpr int P = 4, E = kHeadDim / P, kChunks = E / 8, kRowsPerPass = kThreads / P;
+  static_assert(NC % kRowsPerPass == 0);
+  constexpr float kInvSqrtDim = 0.0883883476483184f;  // 1 / √128
+  const int part = threadIdx.x % P;
+#pragma unroll 1
+  for (int n = threadIdx.x / P; n < NC; n += kRowsPerPass) {
+    const int t = group * rows + n / nh, h = n % nh;
+    const uint4* src =
+        reinterpret_cast<const uint4*>(a.q + t * a.q_token_stride + h * a.q_head_stride + part * E);
+    float x[E];
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      const uint4 v = t < a.num_tokens ? src[c] : make_uint4(0, 0, 0, 0);
+#pragma unroll
+      for (int w = 0; w < 4; ++w) {
+        const uint32_t word = Word(v, w);
+        x[8 * c + 2 * w] = BF16ToFloat(static_cast<uint16_t>(word & 0xffffu));
+        x[8 * c + 2 * w + 1] = BF16ToFloat(static_cast<uint16_t>(word >> 16));
+      }
+    }
+#pragma unroll
+    for (int len = 1; len < E; len <<= 1) {
+#pragma unroll
+      for (int j = 0; j < E; ++j) {
+        if (j & len) continue;
+        const float lo = x[j], hi = x[j + len];
+        x[j] = lo + hi;
+        x[j + len] = lo - hi;
+      }
+    }
+#pragma unroll
+    for (int m = 1; m < P; m <<= 1) {  // partner thread part ^ m: lane distance E · m
+      const bool upper = part & m;
+#pragma unroll
+      for (int j = 0; j < E; ++j) {
+        const float other = __shfl_xor_sync(0xffffffffu, x[j], m);
+        x[j] = upper ? other - x[j] : x[j] + other;
+      }
+    }
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      uint32_t words[4];
+#pragma unroll
+      for (int w = 0; w < 4; ++w) {
+        words[w] = uint32_t{FloatToBF16(x[8 * c + 2 * w] * kInvSqrtDim)} |
+                   uint32_t{FloatToBF16(x[8 * c + 2 * w + 1] * kInvSqrtDim)} << 16;
+      }
+      *reinterpret_cast<uint4*>(q_s + n * kQRowBytes +
+                                KeyTile<true>::QChunk(n, part * kChunks + c) * 16) =
+          make_uint4(words[0], words[1], words[2], words[3]);
+    }
+  }
+}
+
 template <bool F8, int NH, int ROWS, bool PAGED>
 __global__ void __launch_bounds__(kThreads, 2) IndexerLogitsKernel(const Args a) {
   using Tile = KeyTile<F8>;
@@ -140,8 +202,9 @@ __global__ void __launch_bounds__(kThreads, 2) IndexerLogitsKernel(const Args a)
   }
   if (i_lo >= i_hi) return;
 
-  // q rows (bf16, zero for missing tokens) and weights into shared memory.
-  for (int idx = tid; idx < NC * (kQRowBytes / 16); idx += kThreads) {
+  // q rows (bf16, zero for missing tokens) and weights into shared memory; the fp8 path rotates q
+  // after issuing the first key stages (below), so that those loads overlap the rotation.
+  for (int idx = tid; !F8 && idx < NC * (kQRowBytes / 16); idx += kThreads) {
     const int n = idx / (kQRowBytes / 16), chunk = idx % (kQRowBytes / 16);
     const int t = group * ROWS + n / NH, h = n % NH;
     uint8_t* dst = q_s + n * kQRowBytes + Tile::QChunk(n, chunk) * 16;
@@ -219,6 +282,7 @@ __global__ void __launch_bounds__(kThreads, 2) IndexerLogitsKernel(const Args a)
     sm80::CpAsyncCommit();
   }
   block_ids(i_lo + Tile::kStages - 1, ids);
+  if constexpr (F8) StageRotatedQ<NC>(a, group, NH, ROWS, q_s);  // published by the loop's barrier
 
   for (int i = i_lo; i < i_hi; ++i) {
     sm80::CpAsyncWait<Tile::kStages - 2>();
