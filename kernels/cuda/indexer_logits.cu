@@ -78,62 +78,78 @@ __device__ __forceinline__ uint32_t Word(const uint4& v, int i) {
 
 // fp8 keys are stored Hadamard-rotated (kvcache/layout.h), so the fp8 path scores H·q: each q row
 // is rotated while it is staged into shared memory. A row is split over P = 4 adjacent threads
-// holding E = 32 consecutive lanes each (so 32 rows a pass over the CTA; few registers): butterfly
+// holding E = 32 consecutive lanes each (32 rows a pass over the CTA, few registers): butterfly
 // stages shorter than E run in registers, the two longer ones across the 4 threads by shuffles.
-// The result is rounded to bf16 for the MMA (at most 2^-9 of a lane, far under fp8's 2^-4).
+// The loads of up to two passes are issued together. What is stored is √128 · H·q rounded to bf16
+// (at most 2^-9 of a lane, far under fp8's 2^-4): the 1/√128 is applied with the key scale in
+// the epilogue (kRotatedQScale).
+constexpr float kRotatedQScale = 0.0883883476483184f;  // 1 / √128
+
+__device__ __forceinline__ uint32_t PackBf16x2(float lo, float hi) {
+  uint32_t r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+
 template <int NC>
 __device__ __forceinline__ void StageRotatedQ(const Args& a, int group, int nh, int rows,
                                               uint8_t* q_s) {
   constexpr int P = 4, E = kHeadDim / P, kChunks = E / 8, kRowsPerPass = kThreads / P;
-  static_assert(NC % kRowsPerPass == 0);
-  constexpr float kInvSqrtDim = 0.0883883476483184f;  // 1 / √128
+  constexpr int kPasses = NC / kRowsPerPass, kBatch = kPasses < 2 ? kPasses : 2;
+  static_assert(NC % kRowsPerPass == 0 && kPasses % kBatch == 0);
   const int part = threadIdx.x % P;
+  const float sign = part & 1 ? -1.0f : 1.0f, sign2 = part & 2 ? -1.0f : 1.0f;
 #pragma unroll 1
-  for (int n = threadIdx.x / P; n < NC; n += kRowsPerPass) {
-    const int t = group * rows + n / nh, h = n % nh;
-    const uint4* src =
-        reinterpret_cast<const uint4*>(a.q + t * a.q_token_stride + h * a.q_head_stride + part * E);
-    float x[E];
+  for (int pass0 = 0; pass0 < kPasses; pass0 += kBatch) {
+    uint4 raw[kBatch][kChunks];
 #pragma unroll
-    for (int c = 0; c < kChunks; ++c) {
-      const uint4 v = t < a.num_tokens ? src[c] : make_uint4(0, 0, 0, 0);
+    for (int b = 0; b < kBatch; ++b) {
+      const int n = (pass0 + b) * kRowsPerPass + threadIdx.x / P;
+      const int t = group * rows + n / nh, h = n % nh;
+      const uint4* src = reinterpret_cast<const uint4*>(a.q + t * a.q_token_stride +
+                                                        h * a.q_head_stride + part * E);
 #pragma unroll
-      for (int w = 0; w < 4; ++w) {
-        const uint32_t word = Word(v, w);
-        x[8 * c + 2 * w] = BF16ToFloat(static_cast<uint16_t>(word & 0xffffu));
-        x[8 * c + 2 * w + 1] = BF16ToFloat(static_cast<uint16_t>(word >> 16));
+      for (int c = 0; c < kChunks; ++c) {
+        raw[b][c] = t < a.num_tokens ? src[c] : make_uint4(0, 0, 0, 0);
       }
     }
 #pragma unroll
-    for (int len = 1; len < E; len <<= 1) {
+    for (int b = 0; b < kBatch; ++b) {
+      float x[E];
 #pragma unroll
-      for (int j = 0; j < E; ++j) {
-        if (j & len) continue;
-        const float lo = x[j], hi = x[j + len];
-        x[j] = lo + hi;
-        x[j + len] = lo - hi;
+      for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+        for (int w = 0; w < 4; ++w) {
+          const uint32_t word = Word(raw[b][c], w);
+          x[8 * c + 2 * w] = __uint_as_float(word << 16);
+          x[8 * c + 2 * w + 1] = __uint_as_float(word & 0xffff0000u);
+        }
       }
-    }
 #pragma unroll
-    for (int m = 1; m < P; m <<= 1) {  // partner thread part ^ m: lane distance E · m
-      const bool upper = part & m;
+      for (int len = 1; len < E; len <<= 1) {
 #pragma unroll
-      for (int j = 0; j < E; ++j) {
-        const float other = __shfl_xor_sync(0xffffffffu, x[j], m);
-        x[j] = upper ? other - x[j] : x[j] + other;
+        for (int j = 0; j < E; ++j) {
+          if (j & len) continue;
+          const float lo = x[j], hi = x[j + len];
+          x[j] = lo + hi;
+          x[j + len] = lo - hi;
+        }
       }
-    }
+      // Partner thread part ^ m holds the lanes E · m away: the lower one keeps x + other, the
+      // upper one other − x (an fma with ±1, exact).
 #pragma unroll
-    for (int c = 0; c < kChunks; ++c) {
-      uint32_t words[4];
+      for (int j = 0; j < E; ++j) x[j] = fmaf(sign, x[j], __shfl_xor_sync(0xffffffffu, x[j], 1));
 #pragma unroll
-      for (int w = 0; w < 4; ++w) {
-        words[w] = uint32_t{FloatToBF16(x[8 * c + 2 * w] * kInvSqrtDim)} |
-                   uint32_t{FloatToBF16(x[8 * c + 2 * w + 1] * kInvSqrtDim)} << 16;
+      for (int j = 0; j < E; ++j) x[j] = fmaf(sign2, x[j], __shfl_xor_sync(0xffffffffu, x[j], 2));
+      const int n = (pass0 + b) * kRowsPerPass + threadIdx.x / P;
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c) {
+        *reinterpret_cast<uint4*>(q_s + n * kQRowBytes +
+                                  KeyTile<true>::QChunk(n, part * kChunks + c) * 16) =
+            make_uint4(PackBf16x2(x[8 * c], x[8 * c + 1]), PackBf16x2(x[8 * c + 2], x[8 * c + 3]),
+                       PackBf16x2(x[8 * c + 4], x[8 * c + 5]),
+                       PackBf16x2(x[8 * c + 6], x[8 * c + 7]));
       }
-      *reinterpret_cast<uint4*>(q_s + n * kQRowBytes +
-                                KeyTile<true>::QChunk(n, part * kChunks + c) * 16) =
-          make_uint4(words[0], words[1], words[2], words[3]);
     }
   }
 }
@@ -385,7 +401,8 @@ __global__ void __launch_bounds__(kThreads, 2) IndexerLogitsKernel(const Args a)
     const int64_t col = k0 + my_row;
     const float col_scale =
         a.softmax_scale *
-        (F8 ? reinterpret_cast<const float*>(tile + Tile::kKeyBytes)[my_row] : 1.0f);
+        (F8 ? reinterpret_cast<const float*>(tile + Tile::kKeyBytes)[my_row] * kRotatedQScale
+            : 1.0f);
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) {
       float part[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}};
