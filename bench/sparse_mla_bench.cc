@@ -206,8 +206,16 @@ STRATA_BENCH_CASES(RegisterSparseMlaCases) {
         absl::StrCat(" st", stages));
   }
   // The split count at small and middle batches (decode is latency-bound there).
-  for (const auto& [batch, splits] : std::initializer_list<std::pair<int, int>>{
-           {1, 16}, {1, 32}, {8, 8}, {8, 16}, {8, 64}, {32, 4}, {32, 16}}) {
+  for (const auto& [batch, splits] : std::initializer_list<std::pair<int, int>>{{1, 16},
+                                                                                {1, 32},
+                                                                                {8, 16},
+                                                                                {8, 64},
+                                                                                {32, 4},
+                                                                                {32, 16},
+                                                                                {32, 32},
+                                                                                {64, 8},
+                                                                                {64, 16},
+                                                                                {128, 4}}) {
     Add(registry,
         {.model = "glm5_tp8", .heads = 8, .tokens = batch, .ctx = 131072, .splits = splits},
         absl::StrCat(" s", splits));

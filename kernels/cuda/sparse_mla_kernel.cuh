@@ -197,8 +197,13 @@ __global__ void __launch_bounds__(kThreads, HPC == 16 ? 2 : 1) SparseMlaKernel(c
                       off >= 0);
     }
   };
+  // A split of at most `stages` tiles (small decode batches) loads them all at once: no buffer is
+  // reused, so none needs to wait for a tile to be consumed, and the chunk costs one memory
+  // latency instead of one per tile. The last prologue group then holds two tiles.
+  const bool all_at_once = num_tiles <= a.stages;
   for (int i = 0; i < a.stages - 1; ++i) {
     load_tile(i);
+    if (all_at_once && i == a.stages - 2) load_tile(a.stages - 1);
     sm80::CpAsyncCommit();
   }
 
@@ -223,7 +228,7 @@ __global__ void __launch_bounds__(kThreads, HPC == 16 ? 2 : 1) SparseMlaKernel(c
   for (int tile = 0; tile < num_tiles; ++tile) {
     sm80::CpAsyncWait(a.stages - 2);
     __syncthreads();  // B1: this tile has landed; the previous tile's buffers are free
-    load_tile(tile + a.stages - 1);
+    if (!all_at_once) load_tile(tile + a.stages - 1);
     sm80::CpAsyncCommit();
     const int64_t next_slot = warp == kSlotWarp ? fetch_row(tile + a.stages) : -1;
     const auto store_next_slot = [&] {

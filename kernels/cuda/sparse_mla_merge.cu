@@ -9,18 +9,20 @@ namespace strata::kernels {
 namespace {
 
 constexpr int kMergeThreads = 256;
-constexpr int kSplitLanes = 8;                         // splits summed in parallel per column
-constexpr int kColVecs = kMergeThreads / kSplitLanes;  // float4 columns per block: 32
-constexpr int kColsPerBlock = kColVecs * 4;            // value dims per block: 128
 static_assert(kMaxSparseMlaSplits <= kMergeThreads, "one split lse per thread");
 
-// Block (token · nH + head, column block of 128 dims), 8 × 32 threads. The split lse values become
-// weights exp(lse_s − max) in shared memory; thread (g, c) sums the weighted partials of splits
-// g, g + 8, … for its 4 dims with every load independent (all in flight at once, not one split
-// after another: decode at small batch has many splits and few (token, head) blocks, so the merge
-// is latency-bound), then the 8 partial sums meet in shared memory. Empty splits (lse −inf) have
-// weight 0 and their partial is not read.
+// Block (token · nH + head, column block), LANES × (256 / LANES) threads, LANES = splits summed in
+// parallel per column (up to 8). The split lse values become weights exp(lse_s − max) in shared
+// memory; thread (g, c) sums the weighted partials of splits g, g + LANES, … for its 4 dims with
+// every load independent (all in flight at once, not one split after another: decode at small
+// batch has many splits and few (token, head) blocks, so the merge is latency-bound), then the
+// LANES partial sums meet in shared memory. Empty splits (lse −inf) have weight 0 and their
+// partial is not read.
+template <int LANES>
 __global__ void __launch_bounds__(kMergeThreads) MergeSplitsKernel(const MergeSplitsCudaParams p) {
+  constexpr int kSplitLanes = LANES;
+  constexpr int kColVecs = kMergeThreads / kSplitLanes;  // float4 columns per block
+  constexpr int kColsPerBlock = kColVecs * 4;
   __shared__ float weight[kMaxSparseMlaSplits];
   __shared__ float warp_part[kMergeThreads / 32];
   __shared__ float4 sums[kSplitLanes][kColVecs];
@@ -103,11 +105,19 @@ cudaError_t MergeSplitsCuda(const MergeSplitsCudaParams& p, cudaStream_t stream)
   }
   const int64_t blocks = int64_t{p.num_tokens} * p.num_heads;
   if (blocks > INT_MAX || p.num_splits > kMaxSparseMlaSplits) return cudaErrorInvalidValue;
-  const unsigned col_blocks =
-      static_cast<unsigned>((p.head_dim + kColsPerBlock - 1) / kColsPerBlock);
-  MergeSplitsKernel<<<dim3(static_cast<unsigned>(blocks), col_blocks), kMergeThreads, 0, stream>>>(
-      p);
-  return cudaGetLastError();
+  const auto launch = [&](auto kernel, int lanes) {
+    const int cols_per_block = kMergeThreads / lanes * 4;
+    const dim3 grid(static_cast<unsigned>(blocks),
+                    static_cast<unsigned>((p.head_dim + cols_per_block - 1) / cols_per_block));
+    kernel<<<grid, kMergeThreads, 0, stream>>>(p);
+    return cudaGetLastError();
+  };
+  // As many split lanes as splits (up to 8): with few splits, wide column blocks keep the block
+  // count, and the per-block lse work, low.
+  if (p.num_splits >= 8) return launch(MergeSplitsKernel<8>, 8);
+  if (p.num_splits >= 4) return launch(MergeSplitsKernel<4>, 4);
+  if (p.num_splits >= 2) return launch(MergeSplitsKernel<2>, 2);
+  return launch(MergeSplitsKernel<1>, 1);
 }
 
 }  // namespace strata::kernels
