@@ -386,7 +386,7 @@ constexpr int kRadixShift = 20;  // digit = key >> 20: sign, exponent, 3 mantiss
 constexpr int kRadixBins = 1 << (32 - kRadixShift);
 constexpr int kRadixCandidates = kCapacity;  // what RadixFinishKernel holds in Shared
 constexpr int64_t kRadixMinCols = 16384, kRadixMaxCols = 1 << 19;
-constexpr int kRadixMaxRows = 128;
+constexpr int kRadixMaxRows = 32;  // above, two reads of the rows cost more than one CTA a row
 
 struct RadixRow {  // a row's workspace
   uint32_t hist[kRadixBins];

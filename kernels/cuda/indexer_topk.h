@@ -12,7 +12,7 @@
 // another tile, one radix pass over the bits below the candidates' common prefix finds a new
 // threshold that keeps between k and k + 1024 of them (an exact radix select when ties crowd the
 // bin) and compacts. The final top k is an exact radix select over the survivors.
-// With few rows (<= 128) of 16K .. 512K columns, a split radix select instead spreads each row over
+// With few rows (<= 32) of 16K .. 512K columns, a split radix select instead spreads each row over
 // many CTAs: a shared histogram of the top 12 key bits finds the bin of the k-th largest, the keys
 // above it go straight to the output, and one CTA a row selects the rest among the keys of that
 // bin (a memset and three launches). Other few-row shapes split each row across CTAs whose partial

@@ -153,8 +153,8 @@ TEST(IndexerTopkCudaTest, FewRowsUseTheSplitRadixPath) {
     Order order;
   } kShapes[] = {{1, 131072, Order::kShuffled},
                  {3, 131075, Order::kShuffled},
-                 {64, 40000, Order::kAscending},
-                 {128, 20000, Order::kShuffled}};
+                 {16, 40000, Order::kAscending},
+                 {32, 20000, Order::kShuffled}};
   for (const auto& shape : kShapes) {
     const int T = shape.rows;
     const int64_t stride = shape.stride;
@@ -295,8 +295,8 @@ class FusedSlotsTest : public ::testing::TestWithParam<int64_t> {};
 // Short rows (one CTA a row) and long ones (the split radix path, which maps as it writes).
 TEST_P(FusedSlotsTest, MatchMapTopkToSlotsCpu) {
   std::mt19937 rng(5);
-  const int T = 64, K = 2048;
   const int64_t stride = GetParam(), num_blocks = 70000;
+  const int T = stride >= 16384 ? 32 : 64, K = 2048;
   std::vector<int32_t> lens(T), begin(T, 0), end(T), row_seq(T), row_lens(T);
   for (int t = 0; t < T; ++t) {
     lens[t] = static_cast<int32_t>(1 + rng() % stride);
@@ -412,7 +412,7 @@ TEST(IndexerTopkCudaTest, RejectsMalformedParams) {
   EXPECT_TRUE(plan.radix);
   EXPECT_EQ(plan.num_splits, 32);  // 4096 columns a CTA
   EXPECT_GT(plan.workspace_bytes, size_t{0});
-  EXPECT_FALSE(PlanIndexerTopkCuda(129, 2048, 131072, 132).radix);  // many rows: one CTA each
+  EXPECT_FALSE(PlanIndexerTopkCuda(33, 2048, 131072, 132).radix);  // more rows: other paths
   p.topk_pos = reinterpret_cast<int32_t*>(16);
   p.logits = reinterpret_cast<const float*>(16);
   p.col_end = reinterpret_cast<const int32_t*>(16);
