@@ -80,9 +80,9 @@ __device__ __forceinline__ uint32_t Word(const uint4& v, int i) {
 // is rotated while it is staged into shared memory. A row is split over P = 4 adjacent threads
 // holding E = 32 consecutive lanes each (32 rows a pass over the CTA, few registers): butterfly
 // stages shorter than E run in registers, the two longer ones across the 4 threads by shuffles.
-// The loads of up to two passes are issued together. What is stored is √128 · H·q rounded to bf16
-// (at most 2^-9 of a lane, far under fp8's 2^-4): the 1/√128 is applied with the key scale in
-// the epilogue (kRotatedQScale).
+// What is stored is √128 · H·q rounded to bf16
+// (at most 2^-9 of a lane, far under fp8's 2^-4): the launchers fold the 1/√128 (kRotatedQScale)
+// into the softmax scale the epilogue applies.
 constexpr float kRotatedQScale = 0.0883883476483184f;  // 1 / √128
 
 __device__ __forceinline__ uint32_t PackBf16x2(float lo, float hi) {
@@ -95,7 +95,10 @@ template <int NC>
 __device__ __forceinline__ void StageRotatedQ(const Args& a, int group, int nh, int rows,
                                               uint8_t* q_s) {
   constexpr int P = 4, E = kHeadDim / P, kChunks = E / 8, kRowsPerPass = kThreads / P;
-  constexpr int kPasses = NC / kRowsPerPass, kBatch = kPasses < 2 ? kPasses : 2;
+  // Passes whose loads go out together: two for 128 rows (prefill, MTP pairs; latency there is
+  // amortised anyway, so this is for the 4 passes' latency). For 64 rows, batching measured 4%
+  // slower at long contexts (more registers in the main loop) for 0.5 us less at batch 1.
+  constexpr int kPasses = NC / kRowsPerPass, kBatch = kPasses >= 4 ? 2 : 1;
   static_assert(NC % kRowsPerPass == 0 && kPasses % kBatch == 0);
   const int part = threadIdx.x % P;
   const float sign = part & 1 ? -1.0f : 1.0f, sign2 = part & 2 ? -1.0f : 1.0f;
@@ -401,8 +404,7 @@ __global__ void __launch_bounds__(kThreads, 2) IndexerLogitsKernel(const Args a)
     const int64_t col = k0 + my_row;
     const float col_scale =
         a.softmax_scale *
-        (F8 ? reinterpret_cast<const float*>(tile + Tile::kKeyBytes)[my_row] * kRotatedQScale
-            : 1.0f);
+        (F8 ? reinterpret_cast<const float*>(tile + Tile::kKeyBytes)[my_row] : 1.0f);
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) {
       float part[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}};
@@ -472,8 +474,9 @@ cudaError_t Launch(Args a, int groups, cudaStream_t stream) {
 
 // Paged: rows 1 or 2 (next_n pairs). Ragged: 128 / num_heads consecutive tokens.
 template <bool PAGED>
-cudaError_t Dispatch(const Args& a, bool f8, int num_heads, int rows, cudaStream_t stream) {
+cudaError_t Dispatch(Args a, bool f8, int num_heads, int rows, cudaStream_t stream) {
   const int groups = (a.num_tokens + rows - 1) / rows;
+  if (f8) a.softmax_scale *= kRotatedQScale;  // q is staged as √128 · H·q
   if constexpr (PAGED) {
     if (f8) {
       if (num_heads == 32) {

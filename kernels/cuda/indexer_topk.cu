@@ -516,10 +516,12 @@ __global__ void __launch_bounds__(kThreads, 2)
   ForEachKey(LogitsLoader<VEC>(p.logits + t * p.logits_stride, seg.begin, seg.end),
              [&](uint32_t key, int64_t col, bool in) {
                const int digit = static_cast<int>(key >> kRadixShift);
-               const int i = WarpAppend(in && digit > bin, &row.above_n);
-               if (in && digit > bin) out.Put(p, i, col);
-               const int c = WarpAppend(in && digit == bin, &row.cand_n);
-               if (in && digit == bin && c < kRadixCandidates) {
+               const bool above = in && digit > bin, cand = in && digit == bin;
+               if (!__any_sync(kFull, above || cand)) return;  // most of a long row
+               const int i = WarpAppend(above, &row.above_n);
+               if (above) out.Put(p, i, col);
+               const int c = WarpAppend(cand, &row.cand_n);
+               if (cand && c < kRadixCandidates) {
                  row.cand[c] = make_uint2(key, static_cast<uint32_t>(col));
                }
              });

@@ -197,13 +197,14 @@ __global__ void __launch_bounds__(kThreads, HPC == 16 ? 2 : 1) SparseMlaKernel(c
                       off >= 0);
     }
   };
-  // A split of at most `stages` tiles (small decode batches) loads them all at once: no buffer is
-  // reused, so none needs to wait for a tile to be consumed, and the chunk costs one memory
-  // latency instead of one per tile. The last prologue group then holds two tiles.
+  // A split of at most `stages` tiles (small decode batches) issues them all in the prologue, one
+  // commit group each: no buffer is reused, so no load waits for a tile to be consumed, and tile
+  // 0's compute overlaps the later tiles' loads. The loop then issues nothing, and tile t's group
+  // is complete when at most stages − 1 newer groups are pending (otherwise stages − 2).
   const bool all_at_once = num_tiles <= a.stages;
-  for (int i = 0; i < a.stages - 1; ++i) {
+  const int prologue_groups = all_at_once ? a.stages : a.stages - 1;
+  for (int i = 0; i < prologue_groups; ++i) {
     load_tile(i);
-    if (all_at_once && i == a.stages - 2) load_tile(a.stages - 1);
     sm80::CpAsyncCommit();
   }
 
@@ -226,7 +227,7 @@ __global__ void __launch_bounds__(kThreads, HPC == 16 ? 2 : 1) SparseMlaKernel(c
   }
 
   for (int tile = 0; tile < num_tiles; ++tile) {
-    sm80::CpAsyncWait(a.stages - 2);
+    sm80::CpAsyncWait(prologue_groups - 1);
     __syncthreads();  // B1: this tile has landed; the previous tile's buffers are free
     if (!all_at_once) load_tile(tile + a.stages - 1);
     sm80::CpAsyncCommit();
