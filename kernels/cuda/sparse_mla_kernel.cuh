@@ -197,13 +197,7 @@ __global__ void __launch_bounds__(kThreads, HPC == 16 ? 2 : 1) SparseMlaKernel(c
                       off >= 0);
     }
   };
-  // A split of at most `stages` tiles (small decode batches) issues them all in the prologue, one
-  // commit group each: no buffer is reused, so no load waits for a tile to be consumed, and tile
-  // 0's compute overlaps the later tiles' loads. The loop then issues nothing, and tile t's group
-  // is complete when at most stages − 1 newer groups are pending (otherwise stages − 2).
-  const bool all_at_once = num_tiles <= a.stages;
-  const int prologue_groups = all_at_once ? a.stages : a.stages - 1;
-  for (int i = 0; i < prologue_groups; ++i) {
+  for (int i = 0; i < a.stages - 1; ++i) {
     load_tile(i);
     sm80::CpAsyncCommit();
   }
@@ -227,9 +221,9 @@ __global__ void __launch_bounds__(kThreads, HPC == 16 ? 2 : 1) SparseMlaKernel(c
   }
 
   for (int tile = 0; tile < num_tiles; ++tile) {
-    sm80::CpAsyncWait(prologue_groups - 1);
+    sm80::CpAsyncWait(a.stages - 2);
     __syncthreads();  // B1: this tile has landed; the previous tile's buffers are free
-    if (!all_at_once) load_tile(tile + a.stages - 1);
+    load_tile(tile + a.stages - 1);
     sm80::CpAsyncCommit();
     const int64_t next_slot = warp == kSlotWarp ? fetch_row(tile + a.stages) : -1;
     const auto store_next_slot = [&] {
