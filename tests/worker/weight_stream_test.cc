@@ -117,6 +117,28 @@ TEST_F(WeightStreamTest, F32AndBf16SourcesAndParts) {
   }
 }
 
+// Chunks of a megabyte and more convert on several threads: the same values.
+TEST_F(WeightStreamTest, ThreadedConversion) {
+  Tensor big = Tensor::Zeros(DType::kF8E4M3, {1024, 1024});
+  for (int64_t i = 0; i < big.numel(); ++i) big.data<uint8_t>()[i] = static_cast<uint8_t>(i * 13);
+  Tensor scale = Tensor::Zeros(DType::kF32, {8, 8});
+  for (int64_t i = 0; i < 64; ++i) scale.data<float>()[i] = 0.5f + static_cast<float>(i);
+  const std::string path = dir_.File("big.safetensors");
+  ASSERT_TRUE(WriteSafetensors(path, {{"w", big}, {"w_scale_inv", scale}}).ok());
+  auto ckpt = Checkpoint::Open(path);
+  ASSERT_TRUE(ckpt.ok());
+  const Tensor ref = *(*ckpt)->GetF32("w");
+  auto s =
+      WeightStreamer::Create(**ckpt, *backend_, {.staging_bytes = int64_t{8} << 20, .threads = 4});
+  ASSERT_TRUE(s.ok());
+  auto t = (*s)->Load("w", {1024, 1024}, DType::kBF16);
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_TRUE((*s)->Finish().ok());
+  for (int64_t i = 0; i < big.numel(); ++i) {
+    ASSERT_EQ(t->data<uint16_t>()[i], FloatToBF16(ref.data<float>()[i])) << i;
+  }
+}
+
 TEST_F(WeightStreamTest, BadRequestsNameTheTensor) {
   auto missing = Load("nope.weight", {1}, DType::kBF16);
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);

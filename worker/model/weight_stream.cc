@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -158,7 +160,10 @@ WeightStreamer::WeightStreamer(const Checkpoint& checkpoint, Backend& backend,
       options_(options),
       uploader_(std::move(uploader)),
       start_(absl::Now()),
-      last_log_(start_) {}
+      last_log_(start_) {
+  const int hw = static_cast<int>(std::thread::hardware_concurrency());
+  threads_ = options_.threads > 0 ? options_.threads : std::clamp(hw, 1, 8);
+}
 
 absl::StatusOr<std::unique_ptr<WeightStreamer>> WeightStreamer::Create(
     const Checkpoint& checkpoint, Backend& backend, const LoadStreamOptions& options) {
@@ -202,12 +207,25 @@ absl::StatusOr<Tensor> WeightStreamer::Load(const std::string& name, const Shape
     for (int64_t j = 0; j < cols; j += seg_cols) {
       const int64_t nc = std::min(seg_cols, cols - j);
       ASSIGN_OR_RETURN(void* chunk, uploader_->Begin(dst, (i * cols + j) * esize, nr * nc * esize));
-      for (int64_t k = 0; k < nr; ++k) {
-        const int64_t row = r.r0 + i + k, col = r.c0 + j;
-        const float* scales =
-            r.scaled ? scale.data<float>() + (row / kScaleBlock) * scale_cols : nullptr;
-        ConvertRow(sd, base + (row * r.cols + col) * ssize, nc, scales, col, dtype,
-                   static_cast<char*>(chunk) + k * nc * esize);
+      const auto convert = [&](int64_t k0, int64_t k1) {
+        for (int64_t k = k0; k < k1; ++k) {
+          const int64_t row = r.r0 + i + k, col = r.c0 + j;
+          const float* scales =
+              r.scaled ? scale.data<float>() + (row / kScaleBlock) * scale_cols : nullptr;
+          ConvertRow(sd, base + (row * r.cols + col) * ssize, nc, scales, col, dtype,
+                     static_cast<char*>(chunk) + k * nc * esize);
+        }
+      };
+      // Large chunks that need converting are split over threads by rows (a plain copy is
+      // memory-bound already).
+      const bool copy = sd == dtype && !r.scaled;
+      if (copy || threads_ <= 1 || nr < 2 * threads_ || nr * nc * esize < (int64_t{1} << 20)) {
+        convert(0, nr);
+      } else {
+        std::vector<std::thread> pool;
+        const int64_t per = (nr + threads_ - 1) / threads_;
+        for (int64_t k = 0; k < nr; k += per) pool.emplace_back(convert, k, std::min(nr, k + per));
+        for (std::thread& t : pool) t.join();
       }
       RETURN_IF_ERROR(uploader_->Commit());
       bytes_written_ += nr * nc * esize;

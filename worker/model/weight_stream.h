@@ -2,7 +2,9 @@
 // with bounded host memory: values are read from the memory-mapped checkpoint and converted chunk
 // by chunk (f32 / f16 / bf16 / fp8 E4M3 with `<name>_scale_inv` 128×128 block scales → f32 or
 // bf16) straight into the backend's staging buffer (pinned memory on CUDA, the destination itself
-// on the CPU), so no whole-tensor host copy is ever made. Converted values equal
+// on the CPU), so no whole-tensor host copy is ever made; a large chunk that needs converting is
+// split over a few threads, and on CUDA one staging half converts while the other is copied to
+// the device. Converted values equal
 // Checkpoint::GetF32's (then rounded to nearest even for bf16).
 //
 // Progress: with LoadStreamOptions::expected_bytes known, a log line every 10% or every few
@@ -36,6 +38,7 @@ struct LoadStreamOptions {
   int64_t staging_bytes = int64_t{64} << 20;  // host staging memory (two halves on CUDA)
   int64_t expected_bytes = 0;  // device bytes the whole load writes (progress); 0 = unknown
   absl::Duration progress_interval = absl::Seconds(5);
+  int threads = 0;  // host threads converting a chunk; 0 = min(8, hardware threads)
 };
 
 class WeightStreamer {
@@ -69,6 +72,7 @@ class WeightStreamer {
   absl::Time last_log_;
   int64_t bytes_written_ = 0;
   int last_decile_ = 0;
+  int threads_ = 1;
 };
 
 // Checks `name`'s stored shape (and its block scale's, when present) without reading data, and
