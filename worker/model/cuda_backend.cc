@@ -360,14 +360,25 @@ absl::StatusOr<std::unique_ptr<Backend>> NewCudaBackend(int index) {
   ASSIGN_OR_RETURN(std::unique_ptr<cuda_internal::CudaGemm> gemm,
                    cuda_internal::CudaGemm::Create());
   cuda_internal::PinnedRing ring;
-  CUDA_RETURN_IF_ERROR(cudaHostAlloc(
-      &ring.host, cuda_internal::PinnedRing::kSlots * cuda_internal::PinnedRing::kSlotBytes,
-      cudaHostAllocDefault));
-  for (cudaEvent_t& e : ring.done) {
-    CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-  }
   cudaStream_t stream = nullptr;
-  CUDA_RETURN_IF_ERROR(cudaStreamCreate(&stream));
+  const auto release = [&ring, &stream] {
+    for (cudaEvent_t e : ring.done) {
+      if (e != nullptr) cudaEventDestroy(e);
+    }
+    if (ring.host != nullptr) cudaFreeHost(ring.host);
+    if (stream != nullptr) cudaStreamDestroy(stream);
+  };
+  cudaError_t err = cudaHostAlloc(
+      &ring.host, cuda_internal::PinnedRing::kSlots * cuda_internal::PinnedRing::kSlotBytes,
+      cudaHostAllocDefault);
+  for (cudaEvent_t& e : ring.done) {
+    if (err == cudaSuccess) err = cudaEventCreateWithFlags(&e, cudaEventDisableTiming);
+  }
+  if (err == cudaSuccess) err = cudaStreamCreate(&stream);
+  if (err != cudaSuccess) {
+    release();
+    return CudaStatus(err, "CUDA backend set-up");
+  }
   auto* allocator = new cuda_internal::StreamAllocator(index, stream);
   return std::unique_ptr<Backend>(std::make_unique<cuda_internal::CudaBackend>(
       index, allocator, std::move(gemm), limits, ring));
