@@ -29,7 +29,7 @@ absl::Status MoeExpertsCpu(const MoeExpertsParams& p) {
   }
   if (p.num_tokens == 0) return absl::OkStatus();
   if (p.x == nullptr || p.expert_ids == nullptr || p.weights == nullptr || p.gate == nullptr ||
-      p.up == nullptr || p.down == nullptr || p.y == nullptr) {
+      p.up == nullptr || p.down == nullptr || (p.y == nullptr && p.y_f32 == nullptr)) {
     return absl::InvalidArgumentError("moe_experts: null buffer");
   }
   std::vector<float> x(p.hidden), h(p.inter), acc(p.hidden);
@@ -53,7 +53,11 @@ absl::Status MoeExpertsCpu(const MoeExpertsParams& p) {
       for (int64_t j = 0; j < p.hidden; ++j)
         acc[j] += w * Dot(h.data(), down + j * p.inter, p.inter);
     }
-    for (int64_t j = 0; j < p.hidden; ++j) p.y[t * y_stride + j] = FloatToBF16(acc[j]);
+    if (p.y_f32 != nullptr) {
+      for (int64_t j = 0; j < p.hidden; ++j) p.y_f32[t * y_stride + j] = acc[j];
+    } else {
+      for (int64_t j = 0; j < p.hidden; ++j) p.y[t * y_stride + j] = FloatToBF16(acc[j]);
+    }
   }
   return absl::OkStatus();
 }

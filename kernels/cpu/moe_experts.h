@@ -33,6 +33,9 @@ struct MoeExpertsParams {
   const uint16_t* const* up = nullptr;    // [E] pointers, each [I, H] bf16
   const uint16_t* const* down = nullptr;  // [E] pointers, each [H, I] bf16
   uint16_t* y = nullptr;                  // [T, y_stride] bf16; must not overlap x
+  // When set, the output goes here in f32 instead ([T, y_stride] f32; y is then ignored): the
+  // model adds the MoE output to its f32 residual stream.
+  float* y_f32 = nullptr;
 };
 
 // INVALID_ARGUMENT for bad sizes or null buffers (an expert's weights may be null only if no pair

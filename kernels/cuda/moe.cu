@@ -197,11 +197,12 @@ __global__ void __launch_bounds__(kPlanThreads)
   }
 }
 
-// y[t, h0 + j] = bf16(Σ_k w[t,k] · pair_rows[pair_row[t,k], j]) for j in [0, cols), 4 per thread.
+// y[t, h0 + j] = bf16(Σ_k w[t,k] · pair_rows[pair_row[t,k], j]) for j in [0, cols), 4 per thread
+// (or the f32 sum into y_f32 when that is set).
 __global__ void __launch_bounds__(kCombineThreads)
     MoeCombineKernel(const float* pair_rows, int64_t rows_stride, const int32_t* pair_row,
                      const float* weights, int top_k, int64_t h0, int64_t cols, uint16_t* y,
-                     int64_t y_stride) {
+                     float* y_f32, int64_t y_stride) {
   const int64_t t = blockIdx.x;
   const int64_t j = (static_cast<int64_t>(blockIdx.y) * kCombineThreads + threadIdx.x) * 4;
   if (j >= cols) return;
@@ -215,6 +216,10 @@ __global__ void __launch_bounds__(kCombineThreads)
     acc.y = fmaf(w, o.y, acc.y);
     acc.z = fmaf(w, o.z, acc.z);
     acc.w = fmaf(w, o.w, acc.w);
+  }
+  if (y_f32 != nullptr) {
+    *reinterpret_cast<float4*>(y_f32 + t * y_stride + h0 + j) = acc;
+    return;
   }
   uint32_t lo, hi;
   asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(lo) : "f"(acc.y), "f"(acc.x));
@@ -352,7 +357,7 @@ cudaError_t RunExperts(const MoeExpertsParams& p, const Layout& l, uint8_t* ws, 
                     static_cast<unsigned>((cols / 4 + kCombineThreads - 1) / kCombineThreads));
     MoeCombineKernel<<<grid, kCombineThreads, 0, stream>>>(pair_rows, l.chunk, pair_row, p.weights,
                                                            static_cast<int>(p.top_k), h0, cols, p.y,
-                                                           y_stride);
+                                                           p.y_f32, y_stride);
     if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   }
   return cudaSuccess;
@@ -399,10 +404,11 @@ cudaError_t MoeExpertsCuda(const MoeExpertsParams& p, void* workspace, size_t wo
   }
   if (p.num_tokens == 0) return cudaSuccess;
   const Layout l = MakeLayout(p.num_tokens, p.top_k, p.num_experts, p.hidden, p.inter);
-  if (p.x == nullptr || p.y == nullptr || p.expert_ids == nullptr || p.weights == nullptr ||
+  const void* y = p.y_f32 != nullptr ? static_cast<const void*>(p.y_f32) : p.y;
+  if (p.x == nullptr || y == nullptr || p.expert_ids == nullptr || p.weights == nullptr ||
       p.gate == nullptr || p.up == nullptr || p.down == nullptr || !Aligned16(p.x) ||
-      !Aligned16(p.y) || workspace == nullptr ||
-      reinterpret_cast<uintptr_t>(workspace) % 256 != 0 || workspace_bytes < l.total) {
+      !Aligned16(y) || workspace == nullptr || reinterpret_cast<uintptr_t>(workspace) % 256 != 0 ||
+      workspace_bytes < l.total) {
     return cudaErrorInvalidValue;
   }
   if (tile_rows == 0) tile_rows = l.pairs <= 32 * p.num_experts ? 16 : 128;
