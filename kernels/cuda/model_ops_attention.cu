@@ -56,10 +56,26 @@ __device__ __forceinline__ float LatentAt(const kvcache::LatentCacheView& c, con
 }
 
 // CTA (row t, chunk of 64 positions); warp w scores positions w, w + 8, ...; lanes split iD.
+// fp8 keys are stored Hadamard-rotated (kvcache/layout.h), so against an fp8 cache the CTA first
+// stages H·q of every head in shared memory (f32, IndexerHadamardRotate as the CPU twin does) and
+// scores those: (H·q)·(H·k) = q·k.
 template <typename Q>
 __global__ void IndexerLogitsKernel(IndexerPagedLogitsParams p, const Q* q_base) {
+  extern __shared__ float rotated_q[];  // [num_heads, head_dim] when the cache is fp8
   const int t = blockIdx.x;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const bool f8 = p.cache.dtype == kvcache::IndexerCacheDType::kF8;
+  if (f8) {
+    const int hd = p.cache.head_dim;
+    for (int i = threadIdx.x; i < p.num_heads * hd; i += blockDim.x) {
+      rotated_q[i] = Ld(q_base, t * p.q_token_stride + (i / hd) * p.q_head_stride + i % hd);
+    }
+    __syncthreads();
+    for (int h = threadIdx.x; h < p.num_heads; h += blockDim.x) {
+      kvcache::IndexerHadamardRotate(rotated_q + h * hd, hd);
+    }
+    __syncthreads();
+  }
   const int seq = p.row_seq[t];
   const bool seq_ok = seq >= 0 && seq < p.block_table.num_seqs;
   const int64_t len = seq_ok ? min(static_cast<int64_t>(p.row_lens[t]), p.max_cols) : 0;
@@ -82,8 +98,11 @@ __global__ void IndexerLogitsKernel(IndexerPagedLogitsParams p, const Q* q_base)
         float total = 0.0f;
         for (int h = 0; h < p.num_heads; ++h) {
           const Q* q = q_base + t * p.q_token_stride + h * p.q_head_stride;
+          const float* rq = rotated_q + h * head_dim;
           float dot = 0.0f;
-          for (int d = lane; d < head_dim; d += 32) dot += Ld(q, d) * KeyAt(p.cache, key, scale, d);
+          for (int d = lane; d < head_dim; d += 32) {
+            dot += (f8 ? rq[d] : Ld(q, d)) * KeyAt(p.cache, key, scale, d);
+          }
           for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
           total += p.weights[t * p.weights_token_stride + h] * fmaxf(dot * p.softmax_scale, 0.0f);
         }
@@ -206,11 +225,15 @@ cudaError_t IndexerPagedLogitsGenericCuda(const IndexerPagedLogitsParams& p, DTy
       p.block_table.table == nullptr || p.cache.data == nullptr || p.logits == nullptr) {
     return cudaErrorInvalidValue;
   }
+  const bool f8 = p.cache.dtype == kvcache::IndexerCacheDType::kF8;
+  if (f8 && !kvcache::IsPowerOfTwo(p.cache.head_dim)) return cudaErrorInvalidValue;
+  const size_t smem = f8 ? sizeof(float) * p.num_heads * p.cache.head_dim : 0;
+  if (smem > 48 * 1024) return cudaErrorInvalidValue;  // 96 heads of 128: beyond any DSA model
   const dim3 grid(static_cast<unsigned>(p.num_tokens),
                   static_cast<unsigned>((p.max_cols + 63) / 64));
   return WithType(q_dtype, [&](auto t) {
     using T = decltype(t);
-    IndexerLogitsKernel<T><<<grid, kThreads, 0, stream>>>(p, static_cast<const T*>(q));
+    IndexerLogitsKernel<T><<<grid, kThreads, smem, stream>>>(p, static_cast<const T*>(q));
     return cudaGetLastError();
   });
 }
