@@ -105,6 +105,29 @@ TEST(MoeExpertsCpuTest, MatchesDoubleReferenceWithStridesAndBadIds) {
     }
     for (int64_t c = h; c < ys; ++c) EXPECT_EQ(y[i * ys + c], 0xffff) << "padding written";
   }
+  // The f32 output: the same sums before the bf16 rounding.
+  std::vector<float> y32(t * ys, -7.0f);
+  ASSERT_TRUE(MoeExpertsCpu({.num_tokens = t,
+                             .hidden = h,
+                             .inter = inter,
+                             .num_experts = e_count,
+                             .top_k = k,
+                             .x_stride = xs,
+                             .y_stride = ys,
+                             .x = x.data(),
+                             .expert_ids = ids.data(),
+                             .weights = w.data(),
+                             .gate = ex.gate_ptr.data(),
+                             .up = ex.up_ptr.data(),
+                             .down = ex.down_ptr.data(),
+                             .y_f32 = y32.data()})
+                  .ok());
+  for (int64_t i = 0; i < t; ++i) {
+    for (int64_t c = 0; c < h; ++c) {
+      EXPECT_EQ(FloatToBF16(y32[i * ys + c]), y[i * ys + c]) << "token " << i << " col " << c;
+    }
+    for (int64_t c = h; c < ys; ++c) EXPECT_EQ(y32[i * ys + c], -7.0f) << "padding written";
+  }
 }
 
 TEST(MoeExpertsCpuTest, RejectsBadParams) {

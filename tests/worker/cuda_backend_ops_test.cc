@@ -270,7 +270,17 @@ TEST_F(CudaOpsTest, MoeExpertsBf16MatchesCpuReference) {
     scale = std::max(scale, std::fabs(BF16ToFloat(want.data<uint16_t>()[i])));
   }
   for (int64_t i = 0; i < want.numel(); ++i) {
-    const float a = BF16ToFloat(host_got.data<uint16_t>()[i]);
+    const float a = host_got.data<float>()[i];  // Down widens to f32
+    const float b = BF16ToFloat(want.data<uint16_t>()[i]);
+    EXPECT_LE(std::fabs(a - b), std::fabs(b) / 128 + 2e-3f * scale) << i;
+  }
+  // An f32 y (what the bf16 model passes: the MoE output joins the f32 residual stream) takes the
+  // same grouped path and skips the final bf16 rounding.
+  Tensor got32 = New(DType::kF32, {t, h});
+  ASSERT_TRUE(cuda_->MoeExperts(Up(x), Up(ids), Up(wts), de, got32).ok());
+  const Tensor host32 = Down(got32);
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    const float a = host32.data<float>()[i];
     const float b = BF16ToFloat(want.data<uint16_t>()[i]);
     EXPECT_LE(std::fabs(a - b), std::fabs(b) / 128 + 2e-3f * scale) << i;
   }
