@@ -47,7 +47,7 @@ ABSL_FLAG(double, temperature, 0.0, "0 = greedy");
 ABSL_FLAG(int, top_k, 0, "0 = off");
 ABSL_FLAG(double, top_p, 1.0, "1 = off");
 ABSL_FLAG(uint64_t, seed, 0, "sampling seed");
-ABSL_FLAG(bool, cuda_graphs, false,
+ABSL_FLAG(bool, cuda_graphs, true,
           "replay decode steps from CUDA graphs per batch-size bucket (CUDA devices)");
 ABSL_FLAG(int, batch, 1,
           "with --prompt-ids: run this many copies of the request as one batch and report decode "

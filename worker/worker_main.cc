@@ -25,7 +25,7 @@
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:50061", "gRPC address (host:port; port 0 = any)");
 ABSL_FLAG(std::string, device, "cpu", "cpu or cuda:N");
-ABSL_FLAG(bool, cuda_graphs, false,
+ABSL_FLAG(bool, cuda_graphs, true,
           "replay decode steps from CUDA graphs per batch-size bucket (CUDA devices; TP steps "
           "stay eager)");
 ABSL_FLAG(int64_t, kv_cache_mb, 512, "KV cache budget in MiB (both DSA caches, all layers)");

@@ -49,7 +49,7 @@ struct ModelOptions {
   // sequence, at most kMaxGraphTokens of them, without tensor parallelism, is padded to a
   // bucket and replayed from a graph captured for that bucket. Ignored by backends that cannot
   // capture (the CPU reference); any capture failure falls back to eager steps.
-  bool cuda_graphs = false;
+  bool cuda_graphs = true;
 };
 
 // How the steps of a model with cuda_graphs ran (Model::graph_stats).
