@@ -25,6 +25,9 @@
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:50061", "gRPC address (host:port; port 0 = any)");
 ABSL_FLAG(std::string, device, "cpu", "cpu or cuda:N");
+ABSL_FLAG(bool, cuda_graphs, true,
+          "replay decode steps from CUDA graphs per batch-size bucket (CUDA devices; TP steps "
+          "stay eager)");
 ABSL_FLAG(int64_t, kv_cache_mb, 512, "KV cache budget in MiB (both DSA caches, all layers)");
 ABSL_FLAG(std::string, data_plane, "ucx",
           "pipeline transport: ucx, or tcp (a plain-socket fallback)");
@@ -56,6 +59,7 @@ absl::Status Run() {
   worker::StageEngineOptions engine_options;
   engine_options.device = device;
   engine_options.kv_cache_bytes = absl::GetFlag(FLAGS_kv_cache_mb) << 20;
+  engine_options.cuda_graphs = absl::GetFlag(FLAGS_cuda_graphs);
   engine_options.tp_store_dir = absl::GetFlag(FLAGS_tp_store_dir);
   engine_options.tp_host = link_options.listen_host;
   // The Gloo rendezvous store of this worker's stage when it is TP rank 0 (rendezvous.proto).

@@ -67,6 +67,15 @@ class Uploader {
   virtual absl::Status Finish() = 0;
 };
 
+// A captured sequence of a backend's device work (a CUDA graph), replayed as a whole: the same
+// kernels on the same addresses, reading whatever those addresses hold at replay.
+class StepGraph {
+ public:
+  virtual ~StepGraph() = default;
+  // Enqueues the work on the backend's stream (no wait).
+  virtual absl::Status Replay() = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -172,6 +181,18 @@ class Backend {
   };
   virtual absl::Status MoeRoute(const Tensor& router_logits, const Tensor& bias,
                                 const RouteArgs& args, Tensor& expert_ids, Tensor& weights) = 0;
+
+  // Graph capture (issue 7; CUDA only, UNIMPLEMENTED elsewhere). Between BeginCapture and
+  // EndCapture the backend's operations are recorded, not run: nothing may upload, download,
+  // synchronise or grow a persistent buffer (those calls fail and so does the capture), and every
+  // temporary made in between must be released before EndCapture. EndCapture returns the graph,
+  // or the error that spoiled the capture; either way the backend runs eagerly again afterwards.
+  virtual absl::Status BeginCapture() {
+    return absl::UnimplementedError("this backend does not capture graphs");
+  }
+  virtual absl::StatusOr<std::unique_ptr<StepGraph>> EndCapture() {
+    return absl::UnimplementedError("this backend does not capture graphs");
+  }
 
   // One token per row of logits [R, V]; returns the sampled ids [R] and their log-probabilities.
   virtual absl::Status Sample(const Tensor& logits, const std::vector<SamplingArgs>& args,

@@ -187,6 +187,13 @@ absl::StatusOr<Tensor> CudaBackend::NewTensor(DType dtype, Shape shape) {
 
 absl::StatusOr<void*> CudaBackend::Scratch(int64_t bytes) {
   if (bytes <= 0) return nullptr;
+  if (capturing_) {
+    // A graph allocation, freed inside the graph when the capture ends: scratch_ keeps its
+    // address for the eager steps and for graphs captured earlier.
+    ASSIGN_OR_RETURN(Tensor t, Tensor::Empty(DType::kU8, {bytes}, allocator_));
+    capture_scratch_.push_back(t);
+    return t.data();
+  }
   if (!scratch_.defined() || static_cast<int64_t>(scratch_.nbytes()) < bytes) {
     // The old buffer is freed in stream order, after the kernels that used it.
     ASSIGN_OR_RETURN(scratch_, Tensor::Empty(DType::kU8, {bytes + bytes / 2}, allocator_));
@@ -196,6 +203,10 @@ absl::StatusOr<void*> CudaBackend::Scratch(int64_t bytes) {
 
 absl::StatusOr<Tensor> CudaBackend::Upload(const Tensor& host) {
   if (host.device() == device()) return host;
+  if (capturing_) {
+    // A replay would read whatever the staging slot holds then.
+    return absl::FailedPreconditionError("upload inside a graph capture");
+  }
   if (!host.device().is_cpu()) {
     return absl::InvalidArgumentError(absl::StrCat("upload from ", host.device().ToString()));
   }
@@ -226,6 +237,9 @@ absl::StatusOr<Tensor> CudaBackend::Upload(const Tensor& host) {
 }
 
 absl::StatusOr<Tensor> CudaBackend::Download(const Tensor& t) {
+  if (capturing_ && !t.device().is_cpu()) {
+    return absl::FailedPreconditionError("download inside a graph capture");
+  }
   if (t.device().is_cpu()) {
     if (t.is_contiguous()) return t;
     ASSIGN_OR_RETURN(Tensor out, Tensor::Empty(t.dtype(), t.shape()));
@@ -308,6 +322,60 @@ absl::StatusOr<Tensor> CudaBackend::Converted(const Tensor& x, DType dtype) {
                                                    stream_),
                              "cast"));
   return out;
+}
+
+namespace {
+
+class CudaStepGraph final : public StepGraph {
+ public:
+  CudaStepGraph(cudaGraph_t graph, cudaGraphExec_t exec, cudaStream_t stream)
+      : graph_(graph), exec_(exec), stream_(stream) {}
+  ~CudaStepGraph() override {
+    cudaStreamSynchronize(stream_);  // a replay in flight still uses the executable
+    cudaGraphExecDestroy(exec_);
+    cudaGraphDestroy(graph_);
+  }
+  absl::Status Replay() override {
+    return CudaStatus(cudaGraphLaunch(exec_, stream_), "graph replay");
+  }
+
+ private:
+  cudaGraph_t graph_;
+  cudaGraphExec_t exec_;
+  cudaStream_t stream_;
+};
+
+}  // namespace
+
+absl::Status CudaBackend::BeginCapture() {
+  if (capturing_) return absl::FailedPreconditionError("a graph capture is already open");
+  CUDA_RETURN_IF_ERROR(cudaSetDevice(index_));
+  // Thread-local: an unsafe call (a synchronisation, cudaMalloc) by this thread fails the
+  // capture instead of running; other threads are unaffected.
+  CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  capturing_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<StepGraph>> CudaBackend::EndCapture() {
+  if (!capturing_) return absl::FailedPreconditionError("no graph capture is open");
+  capture_scratch_.clear();  // free nodes inside the graph
+  capturing_ = false;
+  cudaGraph_t graph = nullptr;
+  const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
+  if (end != cudaSuccess || graph == nullptr) {
+    cudaGetLastError();  // the capture's error is not sticky; clear it for the eager steps
+    if (graph != nullptr) cudaGraphDestroy(graph);
+    return CudaStatus(end == cudaSuccess ? cudaErrorStreamCaptureInvalidated : end,
+                      "graph capture");
+  }
+  cudaGraphExec_t exec = nullptr;
+  if (cudaError_t e = cudaGraphInstantiate(&exec, graph, 0); e != cudaSuccess) {
+    cudaGetLastError();
+    cudaGraphDestroy(graph);
+    return CudaStatus(e, "graph instantiation");
+  }
+  return std::unique_ptr<StepGraph>(std::make_unique<CudaStepGraph>(graph, exec, stream_));
 }
 
 absl::StatusOr<CudaBackend::StepLens> CudaBackend::Lens(const PagedView& view) {

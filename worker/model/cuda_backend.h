@@ -24,6 +24,13 @@
 //   with the CPU's Philox draw. f32 expert weights (never loaded by this backend, but accepted)
 //   group on the host and run cuBLAS per expert.
 //
+// Graphs (issue 7): BeginCapture/EndCapture record the backend's work on its stream into a CUDA
+// graph (thread-local capture mode). While capturing, Upload and Download fail (a replay would
+// read whatever a pinned slot holds then; a download synchronises), scratch is a graph allocation
+// freed inside the graph (scratch_ keeps its address for eager steps and older graphs), and the
+// MoE expert pointer tables are the ones built on the layer's first (eager) call. The model's
+// decode graphs: worker/model/model_graphs.cc, docs/model.md.
+//
 // Memory and synchronisation: one stream per backend; temporaries come from the stream-ordered
 // allocator (cudaMallocAsync with a retained pool), so freeing them never synchronises. Small
 // uploads (per-step index vectors) go through pinned slots asynchronously. An ordinary operation

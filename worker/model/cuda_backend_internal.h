@@ -7,6 +7,7 @@
 #include <cuda_runtime_api.h>
 
 #include <array>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -18,6 +19,12 @@
 namespace strata::model::cuda_internal {
 
 class StreamAllocator;
+
+// A layer's MoE expert pointer table on the device and the host copy it was built from.
+struct ExpertTable {
+  std::vector<const void*> host;
+  Tensor device;  // [3 × E] i64: gate, up, down pointers
+};
 
 // Pinned host slots for small asynchronous uploads (per-step index vectors): a slot is reused
 // once the copy recorded on it has finished (an event wait that, with this many slots, finds the
@@ -82,6 +89,9 @@ class CudaBackend final : public Backend {
   absl::Status Sample(const Tensor& logits, const std::vector<SamplingArgs>& args,
                       std::vector<int32_t>& ids, std::vector<float>& logprobs) override;
 
+  absl::Status BeginCapture() override;
+  absl::StatusOr<std::unique_ptr<StepGraph>> EndCapture() override;
+
   const CudaKernelCounts& kernel_counts() const { return counts_; }
 
  private:
@@ -111,6 +121,13 @@ class CudaBackend final : public Backend {
   PinnedRing ring_;
   Tensor scratch_;
   CudaKernelCounts counts_;
+  // While a graph is captured: Scratch hands out graph-allocated buffers (kept here, released
+  // before the capture ends) instead of growing scratch_, and uploads fail.
+  bool capturing_ = false;
+  std::vector<Tensor> capture_scratch_;
+  // The MoE expert pointer tables ([3 × E] device pointers: gate, up, down), built once per layer
+  // on its first call and kept (a graph replays the same table), keyed by the first gate.
+  std::map<const void*, ExpertTable> expert_tables_;
 };
 
 template <typename T>

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "common/cuda_status.h"
@@ -35,11 +36,12 @@ bool OnDevice(const Tensor& t, Device d, DType dtype, const Shape& shape) {
 }
 
 // The routed experts over bf16 activations and weights (the bf16 backend's layout): the device's
-// grouped expert FFN (kernels/cuda/moe.h). The expert pointer arrays are uploaded and the
-// workspace allocated per call (freed on return; cudaFree waits for the kernels).
+// grouped expert FFN (kernels/cuda/moe.h). The expert pointer table is built once per layer and
+// kept (`tables`); the workspace is a stream-ordered temporary (capturable).
 absl::Status MoeExpertsBf16(Backend& b, cudaStream_t stream, const Tensor& x,
                             const Tensor& expert_ids, const Tensor& weights,
-                            const std::vector<Backend::ExpertWeights>& experts, Tensor& y) {
+                            const std::vector<Backend::ExpertWeights>& experts,
+                            std::map<const void*, ExpertTable>& tables, Tensor& y) {
   const Device d = b.device();
   const int64_t t = x.dim(0), h = x.dim(1), k = expert_ids.dim(1);
   const int64_t e_count = static_cast<int64_t>(experts.size());
@@ -81,8 +83,18 @@ absl::Status MoeExpertsBf16(Backend& b, cudaStream_t stream, const Tensor& x,
                                                  y.stride(0), " (need multiples of 64 / 8)"));
   }
   if (t == 0) return absl::OkStatus();
-  ASSIGN_OR_RETURN(Tensor d_ptrs,
-                   b.Upload(Tensor::Borrow(ptrs.data(), DType::kI64, {3 * e_count})));
+  ExpertTable& cached = tables[ptrs[0]];
+  if (cached.host != ptrs) {  // first call for this layer (or new weights at a reused address)
+    // Upload copies from a pinned slot in stream order: the host vector may go at once.
+    auto up = b.Upload(Tensor::Borrow(ptrs.data(), DType::kI64, {3 * e_count}));
+    if (!up.ok()) {
+      tables.erase(ptrs[0]);
+      return up.status();
+    }
+    cached.device = *std::move(up);
+    cached.host = ptrs;
+  }
+  const Tensor& d_ptrs = cached.device;
   const size_t ws_bytes = kernels::MoeExpertsWorkspaceBytes(t, k, e_count, h, inter);
   // f32 elements: NewTensor zero-fills byte tensors (caches), which a workspace does not need.
   ASSIGN_OR_RETURN(Tensor ws, b.NewTensor(DType::kF32, {static_cast<int64_t>(ws_bytes / 4 + 64)}));
@@ -355,7 +367,8 @@ absl::Status CudaBackend::MoeExperts(const Tensor& x, const Tensor& expert_ids,
                                      const std::vector<ExpertWeights>& experts, Tensor& y) {
   if (x.defined() && x.dtype() == DType::kBF16 && !experts.empty() && experts[0].gate != nullptr &&
       experts[0].gate->dtype() == DType::kBF16) {
-    absl::Status grouped = MoeExpertsBf16(*this, stream_, x, expert_ids, weights, experts, y);
+    absl::Status grouped =
+        MoeExpertsBf16(*this, stream_, x, expert_ids, weights, experts, expert_tables_, y);
     // Widths the grouped kernel does not tile (H or I not a multiple of 64: the tiny test
     // models) take the per-expert path below.
     if (grouped.code() != absl::StatusCode::kUnimplemented) return grouped;

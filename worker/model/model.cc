@@ -29,9 +29,6 @@ kernels::RopeFreqOptions RopeOptions(const ModelConfig& c) {
 
 }  // namespace
 
-Model::Model(const ModelConfig& config, Backend& backend, ModelOptions options)
-    : config_(config), backend_(backend), options_(std::move(options)) {}
-
 absl::StatusOr<std::unique_ptr<Model>> Model::Create(const ModelConfig& config,
                                                      const Checkpoint& checkpoint, Backend& backend,
                                                      const ModelOptions& options) {
@@ -136,6 +133,11 @@ absl::StatusOr<Tensor> Model::Forward(const StepInput& in, KvCache& cache) {
   if (t == 0) return absl::InvalidArgumentError("step has no tokens");
   ASSIGN_OR_RETURN(std::vector<int32_t> slots,
                    SlotMapping(in, cache.num_blocks(), config_.max_position_embeddings));
+  if (options_.cuda_graphs) {
+    ASSIGN_OR_RETURN(std::optional<Tensor> graphed, ForwardGraph(in, slots, cache));
+    if (graphed.has_value()) return *std::move(graphed);
+    ++graph_stats_.eager_steps;
+  }
   Step step;
   step.tokens = t;
   ASSIGN_OR_RETURN(step.positions, UploadVector(backend_, in.positions, DType::kI64, {t}));
@@ -183,6 +185,12 @@ absl::StatusOr<Tensor> Model::Forward(const StepInput& in, KvCache& cache) {
     h = in.hidden;
   }
 
+  RETURN_IF_ERROR(RunLayers(step, cache, h));
+  if (!is_last_stage()) return h;
+  return Head(h, in.logit_rows);
+}
+
+absl::Status Model::RunLayers(Step& step, KvCache& cache, Tensor& h) {
   Tensor topk_slots;  // carried from a full-indexer layer to the shared layers after it
   Tensor pending;     // the last layer's MLP output, added to h by the next layer's norm
   for (size_t i = 0; i < weights_.layers.size(); ++i) {
@@ -191,12 +199,14 @@ absl::StatusOr<Tensor> Model::Forward(const StepInput& in, KvCache& cache) {
         << "layer " << weights_.layers[i].index;
   }
   if (pending.defined()) RETURN_IF_ERROR(backend_.Add(h, pending));
-  if (!is_last_stage()) return h;
+  return absl::OkStatus();
+}
 
-  for (int32_t r : in.logit_rows) {
-    if (r < 0 || r >= t) return absl::InvalidArgumentError("step: logit row out of range");
+absl::StatusOr<Tensor> Model::Head(const Tensor& h, const std::vector<int32_t>& logit_rows) {
+  for (int32_t r : logit_rows) {
+    if (r < 0 || r >= h.dim(0)) return absl::InvalidArgumentError("step: logit row out of range");
   }
-  ASSIGN_OR_RETURN(Tensor rows, backend_.GatherRows(h, in.logit_rows));
+  ASSIGN_OR_RETURN(Tensor rows, backend_.GatherRows(h, logit_rows));
   ASSIGN_OR_RETURN(Tensor normed,
                    backend_.NewTensor(backend_.activation_dtype(), {rows.dim(0), rows.dim(1)}));
   RETURN_IF_ERROR(backend_.RmsNorm(rows, weights_.norm, config_.rms_norm_eps, normed));

@@ -9,6 +9,8 @@
 #ifndef STRATA_WORKER_MODEL_MODEL_H_
 #define STRATA_WORKER_MODEL_MODEL_H_
 
+#include <compare>
+#include <map>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -43,6 +45,20 @@ struct ModelOptions {
   // Cache layouts; unset = the backend's default (f32 on the CPU, bf16 on CUDA).
   std::optional<kvcache::LatentCacheDType> latent_cache;
   std::optional<kvcache::IndexerCacheDType> indexer_cache;
+  // Decode steps as graphs (issue 7; model_graphs.cc): a step whose rows are one token per
+  // sequence, at most kMaxGraphTokens of them, without tensor parallelism, is padded to a
+  // bucket and replayed from a graph captured for that bucket. Ignored by backends that cannot
+  // capture (the CPU reference); any capture failure falls back to eager steps.
+  bool cuda_graphs = true;
+};
+
+// How the steps of a model with cuda_graphs ran (Model::graph_stats).
+struct GraphStats {
+  int64_t eager_steps = 0;      // not eligible (prefill or mixed, too many rows, TP, no graphs)
+  int64_t warmup_steps = 0;     // a bucket's first step: eager through the bucket's buffers
+  int64_t captures = 0;         // graphs captured
+  int64_t replays = 0;          // steps run by replaying a graph
+  int64_t failed_captures = 0;  // buckets marked ineligible after a failed capture
 };
 
 class Model {
@@ -52,6 +68,8 @@ class Model {
                                                        const Checkpoint& checkpoint,
                                                        Backend& backend,
                                                        const ModelOptions& options);
+
+  ~Model();
 
   // The cache geometry of each of this model's layers, for KvCache::Create.
   std::vector<kvcache::CacheGeometry> CacheGeometries() const;
@@ -66,6 +84,10 @@ class Model {
   bool is_first_stage() const { return weights_.embed_tokens.defined(); }
   bool is_last_stage() const { return weights_.lm_head.defined(); }
 
+  // The largest step (rows) a graph is captured for.
+  static constexpr int64_t kMaxGraphTokens = 128;
+  const GraphStats& graph_stats() const { return graph_stats_; }
+
  private:
   // Device copies of the step's index tensors, shared by every layer.
   struct Step {
@@ -79,6 +101,24 @@ class Model {
     PagedView view;
   };
   Model(const ModelConfig& config, Backend& backend, ModelOptions options);
+
+  // The step's layers on h [T, H] (in place); returns with every MLP output added.
+  absl::Status RunLayers(Step& step, KvCache& cache, Tensor& h);
+  // The final norm and the head over the rows of h [T, H] listed in logit_rows.
+  absl::StatusOr<Tensor> Head(const Tensor& h, const std::vector<int32_t>& logit_rows);
+
+  // Graph steps (model_graphs.cc). Returns nullopt when the step is not eligible (the caller
+  // runs it eagerly); `slots` are the validated cache slots of the step's rows.
+  struct GraphBucket;
+  struct GraphKey {
+    int64_t tokens = 0, num_seqs = 0, max_blocks = 0, max_row_len = 0;
+    auto operator<=>(const GraphKey&) const = default;
+  };
+  absl::StatusOr<std::optional<Tensor>> ForwardGraph(const StepInput& in,
+                                                     const std::vector<int32_t>& slots,
+                                                     KvCache& cache);
+  // The bucket's layers (and the embedding on the first stage) on its fixed buffers.
+  absl::Status RunBucket(GraphBucket& b, KvCache& cache);
 
   // `pending` is the previous layer's MLP output not yet added to h (undefined before the first
   // layer); on return it holds this layer's, for the next layer's fused add + norm.
@@ -98,6 +138,11 @@ class Model {
   Tensor inv_freq_;  // [R / 2] f32 on the backend
   float rope_attention_factor_ = 1.0f;
   float attention_scale_ = 1.0f;
+
+  std::map<GraphKey, std::unique_ptr<GraphBucket>> graphs_;
+  const void* graph_cache_ = nullptr;  // the KV cache the graphs were captured on
+  bool graph_failure_logged_ = false;
+  GraphStats graph_stats_;
 };
 
 }  // namespace strata::model

@@ -86,6 +86,7 @@ absl::StatusOr<v1::LoadShardResponse> StageEngine::LoadShard(const v1::LoadShard
   mo.load.layer_end = static_cast<int>(end);
   mo.load.load_embedding = r.stage() == 0;
   mo.load.load_head = r.stage() + 1 == r.num_stages();
+  mo.cuda_graphs = options_.cuda_graphs;
   ASSIGN_OR_RETURN(mo.latent_cache, LatentDType(r.latent_cache_dtype()));
   ASSIGN_OR_RETURN(mo.indexer_cache, IndexerDType(r.indexer_cache_dtype()));
 

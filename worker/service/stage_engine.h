@@ -32,6 +32,7 @@ namespace strata::worker {
 struct StageEngineOptions {
   Device device = Device::Cpu();
   int64_t kv_cache_bytes = int64_t{512} << 20;  // --kv-cache-mb
+  bool cuda_graphs = true;                      // --cuda-graphs (model::ModelOptions)
   // Tensor parallelism over Gloo: the ranks of a stage meet in the strata.v1.Rendezvous store of
   // their TP rank 0 (at its DataPlanePeer.worker_address), or, when tp_store_dir is set
   // (--tp-store-dir), in that directory. tp_host is the address this worker's Gloo device binds.
