@@ -1,0 +1,126 @@
+// The CUDA BenchDevice (model_bench_device.h): the floors of strata-kernel-bench (floors.h), its
+// device fills (bench.h), and CUDA events on the legacy default stream for the timer.
+#include <cuda_runtime_api.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "bench/bench.h"
+#include "bench/floors.h"
+#include "bench/model_bench_device.h"
+#include "common/cuda_status.h"
+#include "common/status.h"
+
+namespace strata::bench {
+namespace {
+
+class CudaBenchDevice final : public BenchDevice {
+ public:
+  CudaBenchDevice(int index, const cudaDeviceProp& prop) : index_(index), prop_(prop) {
+    env_.device = index;
+    env_.sm_count = prop.multiProcessorCount;
+    env_.l2_bytes = prop.l2CacheSize;
+    env_.global_mem_bytes = static_cast<int64_t>(prop.totalGlobalMem);
+    env_.stream = nullptr;  // the legacy default stream: ordered with the backend's blocking one
+  }
+  ~CudaBenchDevice() override {
+    if (start_ != nullptr) cudaEventDestroy(start_);
+    if (stop_ != nullptr) cudaEventDestroy(stop_);
+  }
+
+  absl::Status Init() {
+    CUDA_RETURN_IF_ERROR(cudaSetDevice(index_));
+    CUDA_RETURN_IF_ERROR(cudaEventCreate(&start_));
+    CUDA_RETURN_IF_ERROR(cudaEventCreate(&stop_));
+    return absl::OkStatus();
+  }
+
+  std::string Describe() const override {
+    return absl::StrFormat("%s (sm_%d%d, %d SMs, L2 %.0f MB, %.1f GiB)", prop_.name, prop_.major,
+                           prop_.minor, prop_.multiProcessorCount, prop_.l2CacheSize / 1e6,
+                           prop_.totalGlobalMem / double(1 << 30));
+  }
+
+  absl::StatusOr<DeviceFloors> MeasureFloors() override {
+    ASSIGN_OR_RETURN(Floors f, bench::MeasureFloors(env_));
+    DeviceFloors d;
+    d.copy_gbps = f.copy_gbps;
+    // The model's GEMMs are cuBLAS calls, so the higher of the two matrix ceilings bounds them
+    // (and makes the floor the lower, the conservative choice).
+    if (f.cublas_tflops > f.mma_sync_tflops) {
+      d.matrix_tflops = f.cublas_tflops;
+      d.matrix_source = "cuBLAS bf16 GEMM 8192^3";
+    } else {
+      d.matrix_tflops = f.mma_sync_tflops;
+      d.matrix_source = "bf16 mma.sync peak";
+    }
+    d.detail = {{"copy_gbps", f.copy_gbps},
+                {"mma_sync_tflops", f.mma_sync_tflops},
+                {"cublas_tflops", f.cublas_tflops}};
+    return d;
+  }
+
+  int64_t FreeBytes() const override {
+    size_t free = 0, total = 0;
+    if (cudaMemGetInfo(&free, &total) != cudaSuccess) return 0;
+    return static_cast<int64_t>(free);
+  }
+
+  absl::Status FillUniform(const Tensor& t, uint64_t seed, float lo, float hi) override {
+    if (!t.is_contiguous() || !t.device().is_cuda()) {
+      return absl::InvalidArgumentError(absl::StrCat("fill: ", t.DebugString()));
+    }
+    if (t.dtype() == DType::kF32) {
+      return CudaStatus(FillUniformF32(t.data<float>(), t.numel(), seed, lo, hi, nullptr),
+                        "fill f32");
+    }
+    if (t.dtype() == DType::kBF16) {
+      return CudaStatus(FillUniformBF16(t.data(), t.numel(), seed, lo, hi, nullptr), "fill bf16");
+    }
+    return absl::InvalidArgumentError(absl::StrCat("fill: dtype of ", t.DebugString()));
+  }
+
+  absl::Status FillF8(void* dst, int64_t n, uint64_t seed) override {
+    return CudaStatus(FillRandomF8E4M3(dst, n, seed, nullptr), "fill fp8");
+  }
+
+  absl::Status Memset2D(void* dst, int64_t pitch, uint8_t value, int64_t width,
+                        int64_t height) override {
+    return CudaStatus(cudaMemset2DAsync(dst, pitch, value, width, height, nullptr), "memset2d");
+  }
+
+  absl::Status Synchronize() override { return CudaStatus(cudaDeviceSynchronize(), "synchronize"); }
+
+  // Events on the legacy default stream around fn, with a device-wide synchronisation before
+  // the stop event: the interval holds fn's host work and all its device work whatever stream
+  // the backend enqueues on.
+  absl::StatusOr<double> TimeMs(const std::function<absl::Status()>& fn) override {
+    CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
+    CUDA_RETURN_IF_ERROR(cudaEventRecord(start_, nullptr));
+    RETURN_IF_ERROR(fn());
+    CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
+    CUDA_RETURN_IF_ERROR(cudaEventRecord(stop_, nullptr));
+    CUDA_RETURN_IF_ERROR(cudaEventSynchronize(stop_));
+    float ms = 0;
+    CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, start_, stop_));
+    return double{ms};
+  }
+
+ private:
+  int index_;
+  cudaDeviceProp prop_;
+  Env env_;
+  cudaEvent_t start_ = nullptr;
+  cudaEvent_t stop_ = nullptr;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<BenchDevice>> NewCudaBenchDevice(int index) {
+  cudaDeviceProp prop;
+  CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, index));
+  auto device = std::make_unique<CudaBenchDevice>(index, prop);
+  RETURN_IF_ERROR(device->Init());
+  return device;
+}
+
+}  // namespace strata::bench

@@ -1,0 +1,105 @@
+// strata-model-bench: a Backend that forwards every operation to another and, while armed, counts
+// the distinct routed experts each MoE layer's step selects — the experts whose weights the step
+// must read, for the bandwidth floor. Armed only for an untimed step: counting reads the ids back.
+#ifndef STRATA_BENCH_ROUTING_PROBE_H_
+#define STRATA_BENCH_ROUTING_PROBE_H_
+
+#include <set>
+#include <vector>
+
+#include "common/status.h"
+#include "worker/model/backend.h"
+
+namespace strata::bench {
+
+class RoutingProbe final : public model::Backend {
+ public:
+  explicit RoutingProbe(model::Backend& inner) : inner_(inner) {}
+
+  // Starts counting (clearing earlier counts) or stops.
+  void Arm(bool on) {
+    armed_ = on;
+    if (on) distinct_.clear();
+  }
+  // Distinct experts of each MoeRoute call since Arm(true), in call order (one per MoE layer).
+  const std::vector<int>& distinct() const { return distinct_; }
+
+  Device device() const override { return inner_.device(); }
+  DType activation_dtype() const override { return inner_.activation_dtype(); }
+  DType weight_dtype() const override { return inner_.weight_dtype(); }
+  absl::StatusOr<Tensor> NewTensor(DType dtype, Shape shape) override {
+    return inner_.NewTensor(dtype, std::move(shape));
+  }
+  absl::StatusOr<Tensor> Upload(const Tensor& host) override { return inner_.Upload(host); }
+  absl::StatusOr<Tensor> Download(const Tensor& t) override { return inner_.Download(t); }
+  absl::Status Embedding(const Tensor& ids, const Tensor& table, Tensor& out) override {
+    return inner_.Embedding(ids, table, out);
+  }
+  absl::Status RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
+    return inner_.RmsNorm(x, weight, eps, out);
+  }
+  absl::Status LayerNorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps,
+                         Tensor& out) override {
+    return inner_.LayerNorm(x, weight, bias, eps, out);
+  }
+  absl::Status Linear(const Tensor& x, const Tensor& w, Tensor& y) override {
+    return inner_.Linear(x, w, y);
+  }
+  absl::Status HeadMatmul(const Tensor& x, const Tensor& w, bool transpose_w, Tensor& y) override {
+    return inner_.HeadMatmul(x, w, transpose_w, y);
+  }
+  absl::Status Add(Tensor& x, const Tensor& y) override { return inner_.Add(x, y); }
+  absl::Status Copy(const Tensor& src, Tensor& dst) override { return inner_.Copy(src, dst); }
+  absl::StatusOr<Tensor> GatherRows(const Tensor& x, const std::vector<int32_t>& rows) override {
+    return inner_.GatherRows(x, rows);
+  }
+  absl::Status Rope(Tensor& x, const Tensor& positions, const model::RopeArgs& rope) override {
+    return inner_.Rope(x, positions, rope);
+  }
+  absl::Status SiluMul(const Tensor& gate, const Tensor& up, Tensor& out) override {
+    return inner_.SiluMul(gate, up, out);
+  }
+  absl::Status WriteLatentCache(const Tensor& rows, const model::PagedView& view,
+                                model::LayerCache& cache) override {
+    return inner_.WriteLatentCache(rows, view, cache);
+  }
+  absl::Status WriteIndexerCache(const Tensor& keys, const model::PagedView& view,
+                                 model::LayerCache& cache) override {
+    return inner_.WriteIndexerCache(keys, view, cache);
+  }
+  absl::StatusOr<Tensor> IndexerTopk(const Tensor& q, const Tensor& w, float weight_scale,
+                                     float softmax_scale, int top_k, const model::PagedView& view,
+                                     const model::LayerCache& cache) override {
+    return inner_.IndexerTopk(q, w, weight_scale, softmax_scale, top_k, view, cache);
+  }
+  absl::Status SparseMla(const Tensor& q_abs, const Tensor& slots, float scale,
+                         const model::LayerCache& cache, Tensor& out) override {
+    return inner_.SparseMla(q_abs, slots, scale, cache, out);
+  }
+  absl::Status MoeExperts(const Tensor& x, const Tensor& expert_ids, const Tensor& weights,
+                          const std::vector<ExpertWeights>& experts, Tensor& y) override {
+    return inner_.MoeExperts(x, expert_ids, weights, experts, y);
+  }
+  absl::Status MoeRoute(const Tensor& router_logits, const Tensor& bias, const RouteArgs& args,
+                        Tensor& expert_ids, Tensor& weights) override {
+    RETURN_IF_ERROR(inner_.MoeRoute(router_logits, bias, args, expert_ids, weights));
+    if (!armed_) return absl::OkStatus();
+    ASSIGN_OR_RETURN(Tensor ids, inner_.Download(expert_ids));
+    const int32_t* p = ids.data<int32_t>();
+    distinct_.push_back(static_cast<int>(std::set<int32_t>(p, p + ids.numel()).size()));
+    return absl::OkStatus();
+  }
+  absl::Status Sample(const Tensor& logits, const std::vector<model::SamplingArgs>& args,
+                      std::vector<int32_t>& ids, std::vector<float>& logprobs) override {
+    return inner_.Sample(logits, args, ids, logprobs);
+  }
+
+ private:
+  model::Backend& inner_;
+  bool armed_ = false;
+  std::vector<int> distinct_;
+};
+
+}  // namespace strata::bench
+
+#endif  // STRATA_BENCH_ROUTING_PROBE_H_
