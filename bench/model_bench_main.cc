@@ -174,19 +174,20 @@ absl::Status Run() {
   const double layer_bytes =
       (LayerWeightBytes(probe_config, full) + LayerWeightBytes(probe_config, shared)) / 2;
   const double block_bytes = static_cast<double>(kvcache::LayerBytesPerBlock(plan.geometry));
-  int64_t want_blocks = 1, max_tokens = 1, max_cols = 1;
+  int64_t want_blocks = 1;
+  double workspace = 0;  // the largest step's temporaries
   for (int64_t b : plan.batches) {
-    for (int64_t ctx : plan.contexts) want_blocks = std::max(want_blocks, DecodeBlocks(b, ctx));
-    max_tokens = std::max(max_tokens, b);
+    for (int64_t ctx : plan.contexts) {
+      want_blocks = std::max(want_blocks, DecodeBlocks(b, ctx));
+      workspace = std::max(workspace, WorkspaceBytes(probe_config, b, ctx + 1));
+    }
   }
-  for (int64_t ctx : plan.contexts) max_cols = std::max(max_cols, ctx + 1);
   for (int64_t p : plan.prompts) {
     want_blocks = std::max(want_blocks, PrefillBlocks(p));
-    max_tokens = std::max(max_tokens, std::min(p, plan.chunk));
-    max_cols = std::max(max_cols, p);
+    workspace = std::max(workspace, WorkspaceBytes(probe_config, std::min(p, plan.chunk), p));
   }
   double reserve = absl::GetFlag(FLAGS_reserve_gb) * 1e9;
-  if (reserve < 0) reserve = WorkspaceBytes(probe_config, max_tokens, max_cols);
+  if (reserve < 0) reserve = workspace;
   int layers = absl::GetFlag(FLAGS_layers);
   const double free_before = static_cast<double>(dev->FreeBytes());
   if (layers <= 0) {
