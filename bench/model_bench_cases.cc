@@ -39,9 +39,9 @@ absl::Status Execute(BenchContext& ctx, std::vector<StepInput>& steps, int runs,
   counts.clear();
   for (size_t i = 0; i < steps.size(); ++i) {
     RETURN_IF_ERROR(b.Copy(pristine[i], steps[i].hidden));
-    ctx.probe->Arm(true);
+    ctx.probe->ArmRouting(true);
     const absl::Status s = forward(i);
-    ctx.probe->Arm(false);
+    ctx.probe->ArmRouting(false);
     RETURN_IF_ERROR(s) << "routing probe step";
     counts.push_back(ctx.probe->distinct());
   }
@@ -64,6 +64,19 @@ absl::Status Execute(BenchContext& ctx, std::vector<StepInput>& steps, int runs,
   ASSIGN_OR_RETURN(Tensor host, b.Download(out));
   const float* p = host.data<float>();
   r.finite = std::all_of(p, p + host.numel(), [](float v) { return std::isfinite(v); });
+
+  if (!ctx.breakdown) return absl::OkStatus();
+  const double layers = static_cast<double>(ctx.layers.size());
+  for (size_t i = 0; i < steps.size(); ++i) {
+    RETURN_IF_ERROR(b.Copy(pristine[i], steps[i].hidden));
+    ctx.probe->ArmTiming(
+        [&dev](const std::function<absl::Status()>& fn) { return dev.TimeMs(fn); });
+    const absl::StatusOr<double> step_ms = dev.TimeMs([&] { return forward(i); });
+    ctx.probe->ArmTiming(nullptr);
+    RETURN_IF_ERROR(step_ms.status()) << "breakdown step";
+    r.breakdown_ms += *step_ms / layers;
+    for (const auto& [name, op] : ctx.probe->op_ms()) r.op_ms[name] += op / layers;
+  }
   return absl::OkStatus();
 }
 
@@ -224,6 +237,10 @@ nlohmann::json CaseJson(const CaseResult& r, const DeviceFloors& f, int layers) 
             {"floor_ms", floor},
             {"floor_fraction", per_layer > 0 ? floor / per_layer : 0.0},
             {"finite_output", r.finite}});
+  if (!r.op_ms.empty()) {
+    j["breakdown_per_layer_ms"] = r.op_ms;
+    j["breakdown_pass_per_layer_ms"] = r.breakdown_ms;
+  }
   if (r.kind == "prefill") {
     j["tokens_per_s_per_layer"] = per_layer > 0 ? r.prompt / (per_layer * 1e-3) : 0.0;
     j["floor_tokens_per_s_per_layer"] = floor > 0 ? r.prompt / (floor * 1e-3) : 0.0;

@@ -4,12 +4,13 @@
 #define STRATA_BENCH_MODEL_BENCH_CASES_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "bench/model_bench_device.h"
 #include "bench/model_bench_shapes.h"
-#include "bench/routing_probe.h"
+#include "bench/probe_backend.h"
 #include "nlohmann/json.hpp"
 #include "worker/model/kv_cache.h"
 #include "worker/model/model.h"
@@ -21,7 +22,7 @@ struct BenchContext {
   const ModelConfig* config = nullptr;
   model::Model* model = nullptr;
   model::KvCache* cache = nullptr;
-  RoutingProbe* probe = nullptr;  // the backend the model runs on
+  ProbeBackend* probe = nullptr;  // the backend the model runs on
   BenchDevice* device = nullptr;
   DeviceFloors floors;
   std::vector<LayerShape> layers;    // one per model layer
@@ -29,6 +30,7 @@ struct BenchContext {
   int warmup = 1;
   int decode_runs = 10;
   int prefill_runs = 3;
+  bool breakdown = true;  // one more untimed pass with every operation timed
   uint64_t seed = 1;
 };
 
@@ -47,6 +49,10 @@ struct CaseResult {
   double experts_expected = 0;  // the same for uniform random routing
   LayerWork work;               // per layer (mean over the layers), the whole step / prompt
   bool finite = false;          // the last run's output hidden states are all finite
+  // The breakdown pass (per layer, ms): each operation name's total, and the pass's whole time
+  // (larger than median_ms / layers by the synchronisation around every operation).
+  std::map<std::string, double> op_ms;
+  double breakdown_ms = 0;
 
   double per_layer_ms(int layers) const { return median_ms / layers; }
   double bandwidth_floor_ms(const DeviceFloors& f) const;

@@ -2,6 +2,9 @@
 // device fills (bench.h), and CUDA events on the legacy default stream for the timer.
 #include <cuda_runtime_api.h>
 
+#include <utility>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "bench/bench.h"
@@ -23,16 +26,13 @@ class CudaBenchDevice final : public BenchDevice {
     env_.stream = nullptr;  // the legacy default stream: ordered with the backend's blocking one
   }
   ~CudaBenchDevice() override {
-    if (start_ != nullptr) cudaEventDestroy(start_);
-    if (stop_ != nullptr) cudaEventDestroy(stop_);
+    for (const auto& [start, stop] : events_) {
+      cudaEventDestroy(start);
+      cudaEventDestroy(stop);
+    }
   }
 
-  absl::Status Init() {
-    CUDA_RETURN_IF_ERROR(cudaSetDevice(index_));
-    CUDA_RETURN_IF_ERROR(cudaEventCreate(&start_));
-    CUDA_RETURN_IF_ERROR(cudaEventCreate(&stop_));
-    return absl::OkStatus();
-  }
+  absl::Status Init() { return CudaStatus(cudaSetDevice(index_), "cudaSetDevice"); }
 
   std::string Describe() const override {
     return absl::StrFormat("%s (sm_%d%d, %d SMs, L2 %.0f MB, %.1f GiB)", prop_.name, prop_.major,
@@ -92,16 +92,30 @@ class CudaBenchDevice final : public BenchDevice {
 
   // Events on the legacy default stream around fn, with a device-wide synchronisation before
   // the stop event: the interval holds fn's host work and all its device work whatever stream
-  // the backend enqueues on.
+  // the backend enqueues on. Calls may nest (an operation timed inside a timed step): each depth
+  // has its own pair of events.
   absl::StatusOr<double> TimeMs(const std::function<absl::Status()>& fn) override {
+    if (depth_ == static_cast<int>(events_.size())) {
+      cudaEvent_t start = nullptr, stop = nullptr;
+      CUDA_RETURN_IF_ERROR(cudaEventCreate(&start));
+      if (const cudaError_t err = cudaEventCreate(&stop); err != cudaSuccess) {
+        cudaEventDestroy(start);
+        return CudaStatus(err, "cudaEventCreate");
+      }
+      events_.emplace_back(start, stop);
+    }
+    const auto [start, stop] = events_[depth_];
     CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
-    CUDA_RETURN_IF_ERROR(cudaEventRecord(start_, nullptr));
-    RETURN_IF_ERROR(fn());
+    CUDA_RETURN_IF_ERROR(cudaEventRecord(start, nullptr));
+    ++depth_;
+    const absl::Status status = fn();
+    --depth_;
+    RETURN_IF_ERROR(status);
     CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
-    CUDA_RETURN_IF_ERROR(cudaEventRecord(stop_, nullptr));
-    CUDA_RETURN_IF_ERROR(cudaEventSynchronize(stop_));
+    CUDA_RETURN_IF_ERROR(cudaEventRecord(stop, nullptr));
+    CUDA_RETURN_IF_ERROR(cudaEventSynchronize(stop));
     float ms = 0;
-    CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, start_, stop_));
+    CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, start, stop));
     return double{ms};
   }
 
@@ -109,8 +123,8 @@ class CudaBenchDevice final : public BenchDevice {
   int index_;
   cudaDeviceProp prop_;
   Env env_;
-  cudaEvent_t start_ = nullptr;
-  cudaEvent_t stop_ = nullptr;
+  std::vector<std::pair<cudaEvent_t, cudaEvent_t>> events_;  // one pair per nesting depth
+  int depth_ = 0;
 };
 
 }  // namespace

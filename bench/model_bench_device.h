@@ -49,7 +49,7 @@ class BenchDevice {
   virtual absl::Status Synchronize() = 0;
 
   // Milliseconds from before `fn` to after everything it enqueued has finished (fn may itself
-  // synchronise; the model's Forward does).
+  // synchronise; the model's Forward does). Calls may nest.
   virtual absl::StatusOr<double> TimeMs(const std::function<absl::Status()>& fn) = 0;
 };
 

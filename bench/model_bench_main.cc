@@ -28,7 +28,7 @@
 #include "bench/model_bench_device.h"
 #include "bench/model_bench_shapes.h"
 #include "bench/model_bench_weights.h"
-#include "bench/routing_probe.h"
+#include "bench/probe_backend.h"
 #include "common/cli.h"
 #include "common/status.h"
 #include "worker/model/backend_factory.h"
@@ -45,6 +45,7 @@ ABSL_FLAG(int, prefill_chunk, 0, "prompt tokens per prefill step (default 8192; 
 ABSL_FLAG(int, runs, 10, "timed runs per decode case (the median is reported)");
 ABSL_FLAG(int, prefill_runs, 3, "timed runs per prefill case");
 ABSL_FLAG(int, warmup, 1, "untimed runs before the timed ones (after the routing probe)");
+ABSL_FLAG(bool, breakdown, true, "time every operation in one more untimed pass per case");
 ABSL_FLAG(std::string, latent_cache, "bf16", "latent cache dtype: bf16, fp8 or f32");
 ABSL_FLAG(std::string, indexer_cache, "fp8", "indexer key cache dtype: fp8, bf16 or f32");
 ABSL_FLAG(double, reserve_gb, -1, "device memory left for workspaces, GB (-1 = estimate)");
@@ -123,6 +124,16 @@ void PrintRow(const CaseResult& r, const DeviceFloors& f, int layers) {
               r.bandwidth_floor_ms(f), r.flop_floor_ms(f), floor, 100.0 * floor / per_layer,
               r.work.bytes() / 1e9, r.experts_counted, r.finite ? "" : " NON-FINITE",
               extra.c_str());
+  if (!r.op_ms.empty()) {  // the breakdown pass, largest operations first
+    std::vector<std::pair<double, std::string>> ops;
+    for (const auto& [op, ms] : r.op_ms) ops.push_back({ms, op});
+    std::sort(ops.rbegin(), ops.rend());
+    std::string line;
+    for (size_t i = 0; i < ops.size() && i < 6; ++i) {
+      absl::StrAppendFormat(&line, "%s%s %.3f", i ? ", " : "", ops[i].second, ops[i].first);
+    }
+    std::printf("    ops (ms/layer, synced, pass %.3f): %s\n", r.breakdown_ms, line.c_str());
+  }
   std::fflush(stdout);
 }
 
@@ -208,7 +219,7 @@ absl::Status Run() {
       layer_bytes / 1e9, free_before / 1e9, reserve / 1e9);
 
   // The model on the probe backend (it forwards everything; counts experts when armed).
-  RoutingProbe probe(*backend);
+  ProbeBackend probe(*backend);
   model::ModelWeights weights;  // a middle stage: no embedding, no head
   ASSIGN_OR_RETURN(weights.layers, RandomLayers(config, probe, *dev, seed));
   model::ModelOptions options;
@@ -252,6 +263,7 @@ absl::Status Run() {
   ctx.warmup = std::max(0, absl::GetFlag(FLAGS_warmup));
   ctx.decode_runs = std::max(1, absl::GetFlag(FLAGS_runs));
   ctx.prefill_runs = std::max(1, absl::GetFlag(FLAGS_prefill_runs));
+  ctx.breakdown = absl::GetFlag(FLAGS_breakdown);
   ctx.seed = seed;
 
   std::printf("per layer: %-17s %9s %9s %9s %9s %7s %8s %7s\n", "", "ms", "bw_floor", "flop_flr",

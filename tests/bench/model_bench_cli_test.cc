@@ -67,6 +67,11 @@ void ExpectRanCase(const nlohmann::json& c) {
   EXPECT_TRUE(PositiveFinite(c.at("per_layer_bytes").at("weights")));
   EXPECT_TRUE(PositiveFinite(c.at("per_layer_bytes").at("cache")));
   EXPECT_EQ(c.at("finite_output"), true);
+  // The breakdown pass timed the model's operations.
+  EXPECT_TRUE(PositiveFinite(c.at("breakdown_pass_per_layer_ms")));
+  for (const char* op : {"Linear", "SparseMla", "MoeExperts", "MoeRoute"}) {
+    EXPECT_TRUE(PositiveFinite(c.at("breakdown_per_layer_ms").at(op))) << op;
+  }
   EXPECT_GE(c.at("median_ms").get<double>(), c.at("min_ms").get<double>());
 }
 
