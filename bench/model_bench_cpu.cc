@@ -137,7 +137,7 @@ std::unique_ptr<BenchDevice> NewCpuBenchDevice(model::Backend& backend) {
 }
 
 #ifndef STRATA_BENCH_WITH_CUDA
-absl::StatusOr<std::unique_ptr<BenchDevice>> NewCudaBenchDevice(int index) {
+absl::StatusOr<std::unique_ptr<BenchDevice>> NewCudaBenchDevice(const model::Backend& backend) {
   return absl::UnimplementedError("this build has no CUDA (configure with nvcc)");
 }
 #endif

@@ -51,14 +51,17 @@ class BenchDevice {
   // Milliseconds from before `fn` to after everything it enqueued has finished (fn may itself
   // synchronise; the model's Forward does). Calls may nest.
   virtual absl::StatusOr<double> TimeMs(const std::function<absl::Status()>& fn) = 0;
+
+  // Which kernels the backend ran (the CUDA backend's tuned and generic attention calls).
+  virtual nlohmann::json KernelCounts() const { return nlohmann::json::object(); }
 };
 
 // The CPU: floors are a 256 MiB memcpy and the CPU backend's own f32 Linear.
 std::unique_ptr<BenchDevice> NewCpuBenchDevice(model::Backend& backend);
 
-// CUDA device `index` (CUDA builds only; UNIMPLEMENTED otherwise): floors from bench/floors.h,
-// fills from bench/bench.h, CUDA events for the timer.
-absl::StatusOr<std::unique_ptr<BenchDevice>> NewCudaBenchDevice(int index);
+// The device of a CUDA backend (CUDA builds only; UNIMPLEMENTED otherwise): floors from
+// bench/floors.h, fills from bench/bench.h on the backend's stream, CUDA events for the timer.
+absl::StatusOr<std::unique_ptr<BenchDevice>> NewCudaBenchDevice(const model::Backend& backend);
 
 }  // namespace strata::bench
 

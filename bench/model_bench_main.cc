@@ -46,8 +46,8 @@ ABSL_FLAG(int, runs, 10, "timed runs per decode case (the median is reported)");
 ABSL_FLAG(int, prefill_runs, 3, "timed runs per prefill case");
 ABSL_FLAG(int, warmup, 1, "untimed runs before the timed ones (after the routing probe)");
 ABSL_FLAG(bool, breakdown, true, "time every operation in one more untimed pass per case");
-ABSL_FLAG(std::string, latent_cache, "bf16", "latent cache dtype: bf16, fp8 or f32");
-ABSL_FLAG(std::string, indexer_cache, "fp8", "indexer key cache dtype: fp8, bf16 or f32");
+ABSL_FLAG(std::string, latent_cache, "bf16", "latent cache dtype: bf16, fp8, f32 or default");
+ABSL_FLAG(std::string, indexer_cache, "fp8", "indexer cache dtype: fp8, bf16, f32 or default");
 ABSL_FLAG(double, reserve_gb, -1, "device memory left for workspaces, GB (-1 = estimate)");
 ABSL_FLAG(double, max_seconds, 0, "skip the cases left after this many seconds (0 = no limit)");
 ABSL_FLAG(std::string, json, "", "write the results here");
@@ -70,18 +70,49 @@ absl::StatusOr<std::vector<int64_t>> ParseList(const std::string& text, const ch
   return out;
 }
 
-absl::StatusOr<kvcache::LatentCacheDType> ParseLatent(const std::string& s) {
+// "default" is the backend's own choice (Backend::default_latent_cache / default_indexer_cache).
+absl::StatusOr<kvcache::LatentCacheDType> ParseLatent(const std::string& s,
+                                                      const model::Backend& backend) {
+  if (s == "default") return backend.default_latent_cache();
   if (s == "bf16") return kvcache::LatentCacheDType::kBF16;
   if (s == "fp8") return kvcache::LatentCacheDType::kF8;
   if (s == "f32") return kvcache::LatentCacheDType::kF32;
-  return absl::InvalidArgumentError(absl::StrCat("--latent-cache ", s, ": bf16, fp8 or f32"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("--latent-cache ", s, ": bf16, fp8, f32 or default"));
 }
 
-absl::StatusOr<kvcache::IndexerCacheDType> ParseIndexer(const std::string& s) {
+absl::StatusOr<kvcache::IndexerCacheDType> ParseIndexer(const std::string& s,
+                                                        const model::Backend& backend) {
+  if (s == "default") return backend.default_indexer_cache();
   if (s == "fp8") return kvcache::IndexerCacheDType::kF8;
   if (s == "bf16") return kvcache::IndexerCacheDType::kBF16;
   if (s == "f32") return kvcache::IndexerCacheDType::kF32;
-  return absl::InvalidArgumentError(absl::StrCat("--indexer-cache ", s, ": fp8, bf16 or f32"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("--indexer-cache ", s, ": fp8, bf16, f32 or default"));
+}
+
+const char* Name(kvcache::LatentCacheDType d) {
+  switch (d) {
+    case kvcache::LatentCacheDType::kF32:
+      return "f32";
+    case kvcache::LatentCacheDType::kBF16:
+      return "bf16";
+    case kvcache::LatentCacheDType::kF8:
+      return "fp8";
+  }
+  return "?";
+}
+
+const char* Name(kvcache::IndexerCacheDType d) {
+  switch (d) {
+    case kvcache::IndexerCacheDType::kF32:
+      return "f32";
+    case kvcache::IndexerCacheDType::kBF16:
+      return "bf16";
+    case kvcache::IndexerCacheDType::kF8:
+      return "fp8";
+  }
+  return "?";
 }
 
 // Device memory a step's temporaries may take at once: f32 activations of `tokens` rows (the
@@ -152,8 +183,6 @@ absl::Status Run() {
   }
   plan.chunk = absl::GetFlag(FLAGS_prefill_chunk);
   if (plan.chunk <= 0) plan.chunk = tiny ? 512 : 8192;
-  ASSIGN_OR_RETURN(plan.geometry.latent_dtype, ParseLatent(absl::GetFlag(FLAGS_latent_cache)));
-  ASSIGN_OR_RETURN(plan.geometry.indexer_dtype, ParseIndexer(absl::GetFlag(FLAGS_indexer_cache)));
   const uint64_t seed = absl::GetFlag(FLAGS_seed);
 
   // The device, its backend, and the floors (measured before the model takes the memory).
@@ -163,8 +192,12 @@ absl::Status Run() {
   if (device.is_cpu()) {
     dev = NewCpuBenchDevice(*backend);
   } else {
-    ASSIGN_OR_RETURN(dev, NewCudaBenchDevice(device.index));
+    ASSIGN_OR_RETURN(dev, NewCudaBenchDevice(*backend));
   }
+  ASSIGN_OR_RETURN(plan.geometry.latent_dtype,
+                   ParseLatent(absl::GetFlag(FLAGS_latent_cache), *backend));
+  ASSIGN_OR_RETURN(plan.geometry.indexer_dtype,
+                   ParseIndexer(absl::GetFlag(FLAGS_indexer_cache), *backend));
   ASSIGN_OR_RETURN(const DeviceFloors floors, dev->MeasureFloors());
   std::printf("device %s, backend %s: weights %s, activations %s\n", dev->Describe().c_str(),
               device.ToString().c_str(), std::string(DTypeName(backend->weight_dtype())).c_str(),
@@ -241,8 +274,8 @@ absl::Status Run() {
       "cache: %lld blocks of 64 tokens (%.1f GB; latent %s, indexer %s), one set that "
       "every layer aliases: the same traffic per layer as separate caches, in one "
       "layer's memory\n\n",
-      static_cast<long long>(pool), pool * block_bytes / 1e9,
-      absl::GetFlag(FLAGS_latent_cache).c_str(), absl::GetFlag(FLAGS_indexer_cache).c_str());
+      static_cast<long long>(pool), pool * block_bytes / 1e9, Name(plan.geometry.latent_dtype),
+      Name(plan.geometry.indexer_dtype));
 
   BenchContext ctx;
   ctx.config = &config;
@@ -317,11 +350,12 @@ absl::Status Run() {
                   {"layers", layers},
                   {"indexshare", mo.indexshare},
                   {"layer_weight_bytes", layer_bytes},
-                  {"latent_cache", absl::GetFlag(FLAGS_latent_cache)},
-                  {"indexer_cache", absl::GetFlag(FLAGS_indexer_cache)},
+                  {"latent_cache", Name(plan.geometry.latent_dtype)},
+                  {"indexer_cache", Name(plan.geometry.indexer_dtype)},
                   {"cache_blocks", pool},
                   {"cache_bytes", pool * block_bytes},
                   {"cache_aliased_across_layers", true}};
+  out["kernel_counts"] = dev->KernelCounts();
   out["cases"] = nlohmann::json::array();
   for (const CaseResult& r : results) out["cases"].push_back(CaseJson(r, floors, layers));
   std::ofstream f(json_path);

@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -47,6 +48,20 @@ class ProbeBackend final : public model::Backend {
   Device device() const override { return inner_.device(); }
   DType activation_dtype() const override { return inner_.activation_dtype(); }
   DType weight_dtype() const override { return inner_.weight_dtype(); }
+  void* stream() const override { return inner_.stream(); }
+  kvcache::LatentCacheDType default_latent_cache() const override {
+    return inner_.default_latent_cache();
+  }
+  kvcache::IndexerCacheDType default_indexer_cache() const override {
+    return inner_.default_indexer_cache();
+  }
+  absl::StatusOr<std::unique_ptr<model::Uploader>> NewUploader(int64_t staging_bytes) override {
+    return inner_.NewUploader(staging_bytes);
+  }
+  absl::Status AddRmsNorm(Tensor& h, const Tensor& delta, const Tensor& weight, float eps,
+                          Tensor& out) override {
+    return Op("AddRmsNorm", [&] { return inner_.AddRmsNorm(h, delta, weight, eps, out); });
+  }
   absl::StatusOr<Tensor> NewTensor(DType dtype, Shape shape) override {
     return Op("NewTensor", [&] { return inner_.NewTensor(dtype, std::move(shape)); });
   }

@@ -8,6 +8,7 @@
 // `ctx` tokens; the floor counts each distinct row once (the rows are shared between tokens, which
 // is where L2 reuse comes from) and is matrix-bound.
 #include <algorithm>
+#include <initializer_list>
 #include <memory>
 #include <random>
 #include <string>
@@ -36,7 +37,7 @@ struct Shape {
   int ctx = 0;
   bool prefill = false;
   LatentCacheDType dtype = LatentCacheDType::kBF16;
-  int heads_per_cta = 0, stages = 0;  // plan overrides for sweeps (0 = the plan's choice)
+  int heads_per_cta = 0, stages = 0, splits = 0;  // plan overrides for sweeps (0: the plan's)
 };
 
 // K distinct values in [0, n), K <= n.
@@ -66,6 +67,7 @@ class SparseMlaCase : public Case {
                                                     .topk = kTopk,
                                                     .cache_dtype = s_.dtype,
                                                     .device = limits,
+                                                    .num_splits = s_.splits,
                                                     .heads_per_cta = s_.heads_per_cta,
                                                     .stages = s_.stages}));
     // Pool: decode gives every (set, token) its own ctx-token region; prefill shares one.
@@ -170,7 +172,8 @@ void Add(Registry* registry, const Shape& s, const std::string& suffix = "") {
                            {"topk", kTopk},
                            {"fp8", s.dtype == LatentCacheDType::kF8},
                            {"heads_per_cta", s.heads_per_cta},
-                           {"stages", s.stages}},
+                           {"stages", s.stages},
+                           {"splits", s.splits}},
                  .make = [s] { return std::make_unique<SparseMlaCase>(s); }});
 }
 
@@ -201,6 +204,21 @@ STRATA_BENCH_CASES(RegisterSparseMlaCases) {
   for (const int stages : {2, 3, 4}) {
     Add(registry, {.model = "glm5_tp8", .heads = 8, .tokens = 128, .ctx = 131072, .stages = stages},
         absl::StrCat(" st", stages));
+  }
+  // The split count at small and middle batches (decode is latency-bound there).
+  for (const auto& [batch, splits] : std::initializer_list<std::pair<int, int>>{{1, 16},
+                                                                                {1, 32},
+                                                                                {8, 16},
+                                                                                {8, 64},
+                                                                                {32, 4},
+                                                                                {32, 16},
+                                                                                {32, 32},
+                                                                                {64, 8},
+                                                                                {64, 16},
+                                                                                {128, 4}}) {
+    Add(registry,
+        {.model = "glm5_tp8", .heads = 8, .tokens = batch, .ctx = 131072, .splits = splits},
+        absl::StrCat(" s", splits));
   }
   for (const int stages : {2, 3}) {
     const std::string suffix = absl::StrCat(" st", stages);

@@ -202,10 +202,28 @@ absl::Status ReadDType(const YAML::Node& parent, const char* key, E* out) {
   return absl::OkStatus();
 }
 
+// data_plane.<key>: "auto", "nccl" or `host_name` ("host" for the pipeline, "gloo" for TP).
+absl::Status ReadTransport(const YAML::Node& parent, const char* key, const char* host_name,
+                           TransportChoice* out) {
+  std::string name = "auto";
+  RETURN_IF_ERROR(Read(parent, key, "data_plane", &name));
+  if (name == "auto") {
+    *out = TransportChoice::kAuto;
+  } else if (name == "nccl") {
+    *out = TransportChoice::kNccl;
+  } else if (name == host_name) {
+    *out = TransportChoice::kHost;
+  } else {
+    return Invalid(Join("data_plane", key), parent[key],
+                   absl::StrCat("expected auto, nccl or ", host_name, ", got '", name, "'"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ReadSections(const YAML::Node& root, ClusterConfig& c) {
   RETURN_IF_ERROR(CheckMap(root, "",
                            {"model_dir", "tensor_parallel_size", "pipeline", "kv_cache",
-                            "scheduler", "listen", "timeouts"}));
+                            "scheduler", "listen", "timeouts", "data_plane"}));
   RETURN_IF_ERROR(Read(root, "model_dir", "", &c.model_dir));
   if (c.model_dir.empty()) return Invalid("model_dir", root, "missing: the checkpoint directory");
   RETURN_IF_ERROR(ReadPositive(root, "tensor_parallel_size", "", &c.tensor_parallel_size));
@@ -268,6 +286,12 @@ absl::Status ReadSections(const YAML::Node& root, ClusterConfig& c) {
     RETURN_IF_ERROR(ReadSeconds(t, "step_s", &c.timeouts.step_s));
     RETURN_IF_ERROR(ReadSeconds(t, "data_plane_s", &c.timeouts.data_plane_s));
     RETURN_IF_ERROR(ReadSeconds(t, "health_interval_s", &c.timeouts.health_interval_s));
+  }
+
+  if (const YAML::Node dp = root["data_plane"]; dp.IsDefined()) {
+    RETURN_IF_ERROR(CheckMap(dp, "data_plane", {"pipeline", "tensor_parallel"}));
+    RETURN_IF_ERROR(ReadTransport(dp, "pipeline", "host", &c.data_plane.pipeline));
+    RETURN_IF_ERROR(ReadTransport(dp, "tensor_parallel", "gloo", &c.data_plane.tensor_parallel));
   }
   return absl::OkStatus();
 }

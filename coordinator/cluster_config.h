@@ -15,6 +15,7 @@
 //   listen: {client: 0.0.0.0:50051}
 //   timeouts: {connect_s: 30, load_s: 1800, warmup_s: 600, step_s: 60, data_plane_s: 30,
 //              health_interval_s: 2}
+//   data_plane: {pipeline: auto, tensor_parallel: auto}   # auto | nccl | host (TP: gloo = host)
 //
 // Every key is optional except model_dir and pipeline; unknown keys are refused (a typo must not
 // silently fall back to a default). Errors are INVALID_ARGUMENT naming the field, e.g.
@@ -66,6 +67,18 @@ struct TimeoutConfig {       // seconds
   double health_interval_s = 2;  // between worker health polls
 };
 
+// How activations move between workers. kAuto: NCCL when the cluster has several workers and
+// every one of them reports NCCL (GPU workers), else host memory. kHost: the pipeline over the
+// workers' UCX/TCP links and TP collectives over Gloo, GPU workers staging through the host (as on
+// one GPU shared by several workers, where NCCL refuses to run). kNccl: NCCL, even for one worker;
+// a worker without NCCL fails the bring-up.
+enum class TransportChoice { kAuto, kNccl, kHost };
+
+struct DataPlaneChoice {
+  TransportChoice pipeline = TransportChoice::kAuto;         // "auto" | "nccl" | "host"
+  TransportChoice tensor_parallel = TransportChoice::kAuto;  // "auto" | "nccl" | "gloo"
+};
+
 struct ClusterConfig {
   std::string model_dir;
   int tensor_parallel_size = 1;
@@ -74,6 +87,7 @@ struct ClusterConfig {
   SchedulerConfig scheduler;
   ListenConfig listen;
   TimeoutConfig timeouts;
+  DataPlaneChoice data_plane;
 
   int num_stages() const { return static_cast<int>(stages.size()); }
   // Whether the file gave layer ranges (then every stage has them) or only a stage count.

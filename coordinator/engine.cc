@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/status.h"
+#include "coordinator/data_plane.h"
 #include "coordinator/engine_actor.h"
 #include "coordinator/model_layers.h"
 
@@ -257,27 +258,41 @@ absl::Status Engine::BringUpOnce() {
         health.state() == v1::SERVING_STATE_READY || health.state() == v1::SERVING_STATE_DEGRADED;
     return absl::OkStatus();
   }));
-  const bool all_cuda = std::all_of(hello.begin(), hello.end(), [](const auto& h) {
-    return h.device().kind() == "cuda" && h.capabilities().nccl();
-  });
-  if (all_cuda && !loaded[0]) {
-    // Only an NCCL cluster asks world rank 0 for the unique id (a CPU worker refuses).
+  std::vector<std::string> addresses;
+  for (const auto& link : links) addresses.push_back(link->address());
+  ASSIGN_OR_RETURN(const Transports transports, ChooseTransports(c.data_plane, addresses, hello));
+  DataPlaneInputs plane;
+  plane.transports = transports;
+  plane.tensor_parallel_size = tp;
+  plane.addresses = addresses;
+  plane.rendezvous_id = NewRendezvousId(options_.coordinator_id, generation);
+  plane.operation_timeout_s = t.data_plane_s;
+  if (transports.nccl()) {
+    // World rank 0 creates a new NCCL id for every bring-up: the world is formed again each time.
     v1::HandshakeRequest req;
     req.mutable_protocol_version()->set_major(1);
     req.set_coordinator_id(options_.coordinator_id);
     req.set_create_nccl_unique_id(true);
-    ASSIGN_OR_RETURN(hello[0], links[0]->Handshake(req, t.connect_s));
+    ASSIGN_OR_RETURN(const v1::HandshakeResponse h0, links[0]->Handshake(req, t.connect_s));
+    if (h0.nccl_unique_id().empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("worker ", links[0]->address(), " returned no NCCL unique id"));
+    }
+    plane.nccl_unique_id = h0.nccl_unique_id();
   }
-  // A worker that restarted may have new data-plane addresses, and the survivors' connections to it
-  // are dead either way: the survivors get LoadShard again with the new peer list (strata-worker
-  // keeps its weights for the same shard and reconnects; a worker that cannot refresh its peers
-  // answers FAILED_PRECONDITION, which is then taken as "keep what you have"). Every worker is then
-  // warmed up again, which clears its block tables: the requests of the failed generation are gone.
-  const bool any_restarted = std::find(loaded.begin(), loaded.end(), false) != loaded.end();
+  plane.hello = hello;
+  const v1::DataPlaneConfig data_plane = MakeDataPlaneConfig(plane);
+  // Every worker gets LoadShard, with this bring-up's rendezvous id (and NCCL id): a restarted one
+  // loads its shard; a surviving one (strata-worker keeps the weights of the same shard) renews
+  // its data plane — it reconnects to the next stage, which may have restarted on new addresses,
+  // and its TP group meets again, since a collective does not survive the loss of a rank. A worker
+  // that cannot renew answers FAILED_PRECONDITION, which is then taken as "keep what you have".
+  // Every worker is then warmed up again, which clears its block tables: the requests of the
+  // failed generation are gone.
   std::vector<int> capacity(n, 0);
   RETURN_IF_ERROR(ForAll(n, [&](int i) -> absl::Status {
     const int stage = i / tp;
-    if (!loaded[i] || (any_restarted && num_stages > 1)) {
+    {
       v1::LoadShardRequest req;
       req.set_model_dir(c.model_dir);
       req.mutable_layers()->set_begin(stage_plans_[stage].layers.begin);
@@ -289,18 +304,7 @@ absl::Status Engine::BringUpOnce() {
       req.set_latent_cache_dtype(ToProto(c.kv_cache.latent_dtype));
       req.set_indexer_cache_dtype(ToProto(c.kv_cache.indexer_dtype));
       req.set_kv_block_tokens(c.kv_cache.block_size);
-      v1::DataPlaneConfig* dp = req.mutable_data_plane();
-      dp->set_pipeline_transport(all_cuda ? v1::TRANSPORT_NCCL : v1::TRANSPORT_UCX);
-      dp->set_tp_transport(all_cuda ? v1::TRANSPORT_NCCL : v1::TRANSPORT_GLOO);
-      dp->set_nccl_unique_id(hello[0].nccl_unique_id());
-      dp->set_operation_timeout_ms(static_cast<uint32_t>(t.data_plane_s * 1e3));
-      for (int j = 0; j < n; ++j) {
-        v1::DataPlanePeer* peer = dp->add_peers();
-        peer->set_stage(j / tp);
-        peer->set_tp_rank(j % tp);
-        peer->set_world_rank(j);
-        peer->set_data_plane_address(hello[j].data_plane_address());
-      }
+      *req.mutable_data_plane() = data_plane;
       const absl::Status status = links[i]->LoadShard(req, t.load_s).status();
       if (!status.ok() && !(loaded[i] && absl::IsFailedPrecondition(status))) return status;
     }

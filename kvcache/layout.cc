@@ -24,6 +24,13 @@ absl::Status ValidateGeometry(const CacheGeometry& g) {
     return absl::InvalidArgumentError(absl::StrCat(
         "cache geometry: fp8 latent cache needs kv_lora_rank % 128 == 0, got ", g.kv_lora_rank));
   }
+  if (g.has_indexer && g.indexer_dtype == IndexerCacheDType::kF8 &&
+      !IsPowerOfTwo(g.index_head_dim)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cache geometry: fp8 indexer keys are Hadamard-rotated and need a power-of-two "
+        "index_head_dim, got ",
+        g.index_head_dim));
+  }
   return absl::OkStatus();
 }
 

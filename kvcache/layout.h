@@ -77,6 +77,12 @@ STRATA_HOST_DEVICE int64_t LatentRowBytes(LatentCacheDType dtype, int kv_lora_ra
 // Indexer key block (64 tokens). kF32 / kBF16: [64, D] in that dtype. kF8:
 //   [0, 64·D)            key bytes, token-major (token i's key at i·D); value = fp8 · scale[i]
 //   [64·D, 64·D + 256)   64 fp32 scales, one per token (IndexerF8Scale)
+// kF8 keys are stored Hadamard-rotated: the dequantised vector fp8 · scale is H·k, not k
+// (IndexerHadamardRotate; DeepSeek-V3.2's rotate_activation before act_quant). H is orthonormal,
+// so (H·q) · (H·k) = q · k: the logits kernels rotate q when they read an fp8 cache, and callers
+// see the same logits as with the unrotated key. The rotation spreads a key's few large channels
+// over all D lanes, so the per-token scale costs the other lanes less precision. kF8 needs D a
+// power of two. kF32 / kBF16 keys are stored as given.
 STRATA_HOST_DEVICE int64_t IndexerF8ScalesOffset(int index_head_dim) {
   return int64_t{kBlockTokens} * index_head_dim;
 }
@@ -91,6 +97,29 @@ STRATA_HOST_DEVICE int64_t IndexerBlockBytes(IndexerCacheDType dtype, int index_
       return IndexerF8ScalesOffset(index_head_dim) + kBlockTokens * 4;
   }
   return 0;
+}
+
+// The rotation of fp8 indexer keys --------------------------------------------------------------
+
+STRATA_HOST_DEVICE bool IsPowerOfTwo(int n) { return n > 0 && (n & (n - 1)) == 0; }
+
+// In place: x ← H·x, H the orthonormal Sylvester–Hadamard matrix of order n (a power of two),
+// H[i][j] = (−1)^popcount(i & j) / √n, so H = Hᵀ = H⁻¹. Computed as butterfly stages
+// len = 1, 2, …, n/2 — (x[j], x[j + len]) → (x[j] + x[j + len], x[j] − x[j + len]) for every j
+// with bit len clear — then one multiply by 1/√n (T(1) / std::sqrt(T(n))). The CUDA cache write
+// does the same operations in the same order, so for T = float both round identically, bit for bit.
+template <typename T>
+STRATA_HOST_DEVICE void IndexerHadamardRotate(T* x, int n) {
+  for (int len = 1; len < n; len <<= 1) {
+    for (int j = 0; j < n; ++j) {
+      if (j & len) continue;
+      const T a = x[j], b = x[j + len];
+      x[j] = a + b;
+      x[j + len] = a - b;
+    }
+  }
+  const T inv_sqrt_n = T(1) / std::sqrt(T(n));
+  for (int j = 0; j < n; ++j) x[j] *= inv_sqrt_n;
 }
 
 // Quantisation scales --------------------------------------------------------------------------

@@ -78,8 +78,9 @@ absl::Status ValidateIndexerCacheView(const IndexerCacheView& v) {
       v.dtype != IndexerCacheDType::kF8) {
     return absl::InvalidArgumentError("indexer cache view: unknown dtype");
   }
-  if (v.head_dim <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat("indexer cache view: head_dim ", v.head_dim));
+  if (v.head_dim <= 0 || (v.dtype == IndexerCacheDType::kF8 && !IsPowerOfTwo(v.head_dim))) {
+    return absl::InvalidArgumentError(absl::StrCat("indexer cache view: head_dim ", v.head_dim,
+                                                   " (fp8 keys need a power of two)"));
   }
   RETURN_IF_ERROR(CheckPoolSize(v.num_blocks)) << " (indexer cache view)";
   const int64_t block_bytes = IndexerBlockBytes(v.dtype, v.head_dim);

@@ -71,7 +71,8 @@ class IndexerKeyCache {
   int64_t bytes() const { return view_.num_blocks * view_.block_stride; }
   const uint8_t* data() const { return data_.get(); }
 
-  // Dequantised key of `slot` into out[0, D). Errors as LatentCache::ReadRow.
+  // Dequantised key of `slot` into out[0, D); kF8 keys in the rotated basis (H·k, layout.h).
+  // Errors as LatentCache::ReadRow.
   absl::Status ReadKey(int64_t slot, absl::Span<float> out) const;
 
  private:
@@ -89,6 +90,7 @@ absl::Status ValidateIndexerCacheView(const IndexerCacheView& v);
 // Unchecked readers for kernels that validated their inputs.
 // REQUIRES: a valid view, 0 <= slot < NumSlots(v.num_blocks), out holds L + R (resp. D) floats.
 void DequantizeLatentRow(const LatentCacheView& v, int64_t slot, float* out);
+// A kF8 key comes back as stored: Hadamard-rotated (H·k, layout.h); kF32 / kBF16 keys as given.
 void DequantizeIndexerKey(const IndexerCacheView& v, int64_t slot, float* out);
 
 }  // namespace strata::kvcache

@@ -57,6 +57,8 @@ class LocalRunner {
                                                        const TokenCallback& on_token = {});
 
   const ModelConfig& config() const { return config_; }
+  model::Backend& backend() { return *backend_; }
+  const model::Model& model() const { return *model_; }
 
  private:
   LocalRunner() = default;

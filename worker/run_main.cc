@@ -2,9 +2,12 @@
 // comparisons and the demo.
 //   --prompt-ids 1,2,3: prints the generated ids as one JSON line; --logits-out writes the
 //     prompt's logits as float32 [prompt_len, vocab] (.npy).
+//   --device cuda[:N] runs on a GPU in bf16 (worker/model/cuda_backend.h); --latent-cache and
+//     --indexer-cache pick the cache layouts (f32, bf16, fp8).
 //   --text "...": encodes with the model's tokenizer.json and streams the generated text to stdout
 //     as it forms; a summary (tokens, time, tokens/s) goes to stderr.
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +15,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -32,6 +36,10 @@ ABSL_FLAG(int, max_new_tokens, 16, "tokens to generate");
 ABSL_FLAG(int, prefill_chunk, 0, "prompt tokens per step (0 = whole prompt)");
 ABSL_FLAG(std::string, logits_out, "", "write the prompt's logits here (.npy, f32)");
 ABSL_FLAG(std::string, device, "cpu", "cpu or cuda:N");
+ABSL_FLAG(std::string, latent_cache, "",
+          "latent cache layout: f32, bf16 or fp8 (default: f32 on the CPU, bf16 on CUDA)");
+ABSL_FLAG(std::string, indexer_cache, "",
+          "indexer cache layout: f32, bf16 or fp8 (default: f32 on the CPU, bf16 on CUDA)");
 ABSL_FLAG(bool, ignore_eos, false, "keep generating after an end-of-sequence token");
 ABSL_FLAG(double, temperature, 0.0, "0 = greedy");
 ABSL_FLAG(int, top_k, 0, "0 = off");
@@ -52,6 +60,24 @@ absl::StatusOr<std::vector<int32_t>> ParseIds(const std::string& text) {
   }
   if (ids.empty()) return absl::InvalidArgumentError("--prompt-ids is empty");
   return ids;
+}
+
+// "" leaves the backend's default; f32, bf16 or fp8 pick a layout.
+template <typename E>
+absl::Status ParseCacheDType(const std::string& flag, const std::string& name,
+                             std::optional<E>& out) {
+  if (name.empty()) return absl::OkStatus();
+  if (name == "f32") {
+    out = E::kF32;
+  } else if (name == "bf16") {
+    out = E::kBF16;
+  } else if (name == "fp8") {
+    out = E::kF8;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": expected f32, bf16 or fp8, got '", name, "'"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status RunText(LocalRunner& runner, const std::string& model_dir, GenerateRequest req) {
@@ -89,6 +115,10 @@ absl::Status Run() {
   RunnerOptions options;
   options.model_dir = absl::GetFlag(FLAGS_model);
   ASSIGN_OR_RETURN(options.device, ParseDevice(absl::GetFlag(FLAGS_device)));
+  RETURN_IF_ERROR(ParseCacheDType("latent-cache", absl::GetFlag(FLAGS_latent_cache),
+                                  options.model.latent_cache));
+  RETURN_IF_ERROR(ParseCacheDType("indexer-cache", absl::GetFlag(FLAGS_indexer_cache),
+                                  options.model.indexer_cache));
   GenerateRequest req;
   req.max_new_tokens = absl::GetFlag(FLAGS_max_new_tokens);
   req.prefill_chunk = absl::GetFlag(FLAGS_prefill_chunk);
@@ -121,11 +151,13 @@ absl::Status Run() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "strata-run --model DIR (--prompt-ids 1,2,3 | --text T [--format completion|chat|raw]) "
-      "[--max-new-tokens N] [--logits-out FILE] [--prefill-chunk K]");
+      "[--max-new-tokens N] [--logits-out FILE] [--prefill-chunk K] [--device cpu|cuda:N] "
+      "[--latent-cache f32|bf16|fp8] [--indexer-cache f32|bf16|fp8]");
   std::vector<std::string> args = strata::NormalizeFlagNames(argc, argv);
   std::vector<char*> ptrs = strata::ArgvPointers(args);
   absl::ParseCommandLine(static_cast<int>(ptrs.size()), ptrs.data());
-  strata::InitLogging(argv[0], /*min_level=*/1);
+  // INFO shows weight-loading progress (only loads of 256 MiB and more log it).
+  strata::InitLogging(argv[0], /*min_level=*/0);
   if (absl::Status s = strata::Run(); !s.ok()) {
     std::fprintf(stderr, "strata-run: %s\n", std::string(s.message()).c_str());
     return 1;

@@ -1,5 +1,6 @@
-// strata-worker: one pipeline stage of a Strata cluster. It serves strata.v1.Worker (and
-// grpc.health.v1) on --listen, and the pipeline data plane on --data-plane-host:port; the
+// strata-worker: one pipeline stage of a Strata cluster. It serves strata.v1.Worker,
+// strata.v1.Rendezvous (its stage's Gloo rendezvous store, used when it is TP rank 0) and
+// grpc.health.v1 on --listen, and the pipeline data plane on --data-plane-host:port; the
 // coordinator tells it everything else (LoadShard). SIGTERM or Shutdown: finish the step in flight,
 // then exit 0.
 //   strata-worker --listen 127.0.0.1:0 --device cpu --kv-cache-mb 256
@@ -19,6 +20,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "worker/dataplane/link.h"
+#include "worker/dataplane/rendezvous_store.h"
 #include "worker/service/worker_service.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:50061", "gRPC address (host:port; port 0 = any)");
@@ -30,8 +32,8 @@ ABSL_FLAG(std::string, data_plane_host, "127.0.0.1",
           "IPv4 address the data plane listens on and publishes to the coordinator");
 ABSL_FLAG(int, data_plane_port, 0, "data-plane port (0 = any)");
 ABSL_FLAG(std::string, tp_store_dir, "",
-          "tensor parallelism: Gloo rendezvous directory shared by the TP ranks of a stage (one "
-          "host or a shared filesystem); empty refuses tp_size > 1");
+          "tensor parallelism over Gloo: meet in this directory shared by the TP ranks of a stage "
+          "(one host or a shared filesystem) instead of TP rank 0's gRPC rendezvous store");
 
 namespace strata {
 namespace {
@@ -56,6 +58,9 @@ absl::Status Run() {
   engine_options.kv_cache_bytes = absl::GetFlag(FLAGS_kv_cache_mb) << 20;
   engine_options.tp_store_dir = absl::GetFlag(FLAGS_tp_store_dir);
   engine_options.tp_host = link_options.listen_host;
+  // The Gloo rendezvous store of this worker's stage when it is TP rank 0 (rendezvous.proto).
+  dataplane::RendezvousStore rendezvous_store;
+  engine_options.rendezvous_store = &rendezvous_store;
   worker::WorkerServiceOptions service_options;
   service_options.device = device;
   service_options.data_plane_address = link->address();
@@ -68,6 +73,7 @@ absl::Status Run() {
   int port = 0;
   builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
+  builder.RegisterService(&rendezvous_store);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", absl::GetFlag(FLAGS_listen)));

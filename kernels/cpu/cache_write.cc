@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
@@ -64,7 +65,9 @@ void WriteLatentRow(const kvcache::LatentCacheView& v, int64_t slot, const float
   }
 }
 
-void WriteIndexerKey(const kvcache::IndexerCacheView& v, int64_t slot, const float* x) {
+// `rotated` is scratch of D floats (kF8 only).
+void WriteIndexerKey(const kvcache::IndexerCacheView& v, int64_t slot, const float* x,
+                     float* rotated) {
   uint8_t* base = static_cast<uint8_t*>(v.data);
   uint8_t* key = base + kvcache::IndexerKeyOffset(v, slot);
   switch (v.dtype) {
@@ -75,9 +78,11 @@ void WriteIndexerKey(const kvcache::IndexerCacheView& v, int64_t slot, const flo
       for (int i = 0; i < v.head_dim; ++i) StoreBF16(key + 2 * i, x[i]);
       return;
     case IndexerCacheDType::kF8: {
-      const float scale = kvcache::IndexerF8Scale(AbsMax(x, v.head_dim));
+      std::memcpy(rotated, x, static_cast<size_t>(v.head_dim) * 4);
+      kvcache::IndexerHadamardRotate(rotated, v.head_dim);
+      const float scale = kvcache::IndexerF8Scale(AbsMax(rotated, v.head_dim));
       StoreF32(base + kvcache::IndexerScaleOffset(v, slot), scale);
-      for (int i = 0; i < v.head_dim; ++i) key[i] = FloatToF8E4M3(x[i] / scale);
+      for (int i = 0; i < v.head_dim; ++i) key[i] = FloatToF8E4M3(rotated[i] / scale);
       return;
     }
   }
@@ -111,9 +116,10 @@ absl::Status WriteIndexerCacheCpu(const WriteIndexerCacheParams& p) {
                      " keys_stride=", p.keys_stride, " (D ", p.cache.head_dim, ")"));
   }
   RETURN_IF_ERROR(CheckSlots("WriteIndexerCacheCpu", p.num_tokens, p.slots, p.cache.num_blocks));
+  std::vector<float> rotated(p.cache.dtype == IndexerCacheDType::kF8 ? p.cache.head_dim : 0);
   for (int t = 0; t < p.num_tokens; ++t) {
     if (p.slots[t] < 0) continue;
-    WriteIndexerKey(p.cache, p.slots[t], p.keys + t * p.keys_stride);
+    WriteIndexerKey(p.cache, p.slots[t], p.keys + t * p.keys_stride, rotated.data());
   }
   return absl::OkStatus();
 }

@@ -2,7 +2,8 @@
 // and the indexer's key), quantising for the fp8 layouts as layout.h specifies:
 //   latent kF8: per 128-value group of c, scale = max(amax / 448, FLT_MIN), byte = fp8(x / scale);
 //               k_rope stored as bf16.  kBF16: round to nearest even.  kF32: copied.
-//   indexer kF8: per token, scale = 2^ceil(log2(max(amax, 1e-4) / 448)), byte = fp8(x / scale).
+//   indexer kF8: per token, r = H·x (IndexerHadamardRotate, layout.h), scale =
+//               2^ceil(log2(max(amax(r), 1e-4) / 448)), byte = fp8(r / scale).
 // Both kernels check every slot before writing anything: on error the cache is unchanged.
 #ifndef STRATA_KERNELS_CPU_CACHE_WRITE_H_
 #define STRATA_KERNELS_CPU_CACHE_WRITE_H_

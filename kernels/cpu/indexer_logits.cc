@@ -17,17 +17,51 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Σ_h w[h] · relu((q[h] · key) · softmax_scale), accumulated in double.
-float ScoreKey(const float* q, int64_t q_head_stride, const float* w, int num_heads, int head_dim,
+template <typename Q>
+float ScoreKey(const Q* q, int64_t q_head_stride, const float* w, int num_heads, int head_dim,
                float softmax_scale, const float* key) {
   double total = 0.0;
   for (int h = 0; h < num_heads; ++h) {
-    const float* qh = q + h * q_head_stride;
+    const Q* qh = q + h * q_head_stride;
     double dot = 0.0;
     for (int d = 0; d < head_dim; ++d) dot += double{qh[d]} * key[d];
     total += double{w[h]} * std::max(dot * softmax_scale, 0.0);
   }
   return static_cast<float>(total);
 }
+
+// The query rows of token t for scoring: fp8 keys are stored Hadamard-rotated (kvcache/layout.h),
+// so there q is rotated too (in double, into `rotated`, [iH, iD]); otherwise q as given.
+class QueryRows {
+ public:
+  QueryRows(bool rotate, int num_heads, int head_dim)
+      : rotate_(rotate),
+        head_dim_(head_dim),
+        rotated_(rotate ? size_t{1} * num_heads * head_dim : 0) {}
+
+  // Scores key (D floats) against token t's rows.
+  float Score(const float* q_t, int64_t q_head_stride, const float* w, int num_heads,
+              float softmax_scale, const float* key) const {
+    return rotate_
+               ? ScoreKey(rotated_.data(), head_dim_, w, num_heads, head_dim_, softmax_scale, key)
+               : ScoreKey(q_t, q_head_stride, w, num_heads, head_dim_, softmax_scale, key);
+  }
+
+  // Call before scoring token t's keys.
+  void Prepare(const float* q_t, int64_t q_head_stride, int num_heads) {
+    if (!rotate_) return;
+    for (int h = 0; h < num_heads; ++h) {
+      double* r = &rotated_[static_cast<size_t>(h) * head_dim_];
+      for (int d = 0; d < head_dim_; ++d) r[d] = q_t[h * q_head_stride + d];
+      kvcache::IndexerHadamardRotate(r, head_dim_);
+    }
+  }
+
+ private:
+  bool rotate_;
+  int head_dim_;
+  std::vector<double> rotated_;
+};
 
 absl::Status CheckQueryParams(absl::string_view what, int num_tokens, int num_heads, int head_dim,
                               float softmax_scale, const float* q, int64_t q_token_stride,
@@ -61,6 +95,7 @@ absl::Status IndexerRaggedLogitsCpu(const IndexerRaggedLogitsParams& p) {
   if (p.num_keys < 0 || p.key_stride < p.head_dim ||
       (p.num_keys > 0 &&
        (p.keys == nullptr || (p.key_dtype == DType::kF8E4M3 && p.key_scales == nullptr))) ||
+      (p.key_dtype == DType::kF8E4M3 && !kvcache::IsPowerOfTwo(p.head_dim)) ||
       (p.num_tokens > 0 && (p.k_start == nullptr || p.k_end == nullptr))) {
     return absl::InvalidArgumentError("IndexerRaggedLogitsCpu: bad keys, key_stride or ranges");
   }
@@ -87,13 +122,15 @@ absl::Status IndexerRaggedLogitsCpu(const IndexerRaggedLogitsParams& p) {
           LoadAsFloat(p.key_dtype, p.keys, j * p.key_stride + d) * scale;
     }
   }
+  QueryRows rows(p.key_dtype == DType::kF8E4M3, p.num_heads, p.head_dim);
   for (int t = 0; t < p.num_tokens; ++t) {
     float* out = p.logits + t * p.logits_stride;
     std::fill(out, out + p.max_cols, kNegInf);
+    const float* q_t = p.q + t * p.q_token_stride;
+    rows.Prepare(q_t, p.q_head_stride, p.num_heads);
     for (int64_t j = p.k_start[t]; j < p.k_end[t]; ++j) {
-      out[j] = ScoreKey(p.q + t * p.q_token_stride, p.q_head_stride,
-                        p.weights + t * p.weights_token_stride, p.num_heads, p.head_dim,
-                        p.softmax_scale, &keys[(j - lo) * p.head_dim]);
+      out[j] = rows.Score(q_t, p.q_head_stride, p.weights + t * p.weights_token_stride, p.num_heads,
+                          p.softmax_scale, &keys[(j - lo) * p.head_dim]);
     }
   }
   return absl::OkStatus();
@@ -121,15 +158,17 @@ absl::Status IndexerPagedLogitsCpu(const IndexerPagedLogitsParams& p) {
     }
   }
   std::vector<float> key(head_dim);
+  QueryRows rows(p.cache.dtype == kvcache::IndexerCacheDType::kF8, p.num_heads, head_dim);
   for (int t = 0; t < p.num_tokens; ++t) {
     const int32_t* row = kvcache::BlockTableRow(p.block_table, p.row_seq[t]);
     float* out = p.logits + t * p.logits_stride;
     std::fill(out, out + p.max_cols, kNegInf);
+    const float* q_t = p.q + t * p.q_token_stride;
+    rows.Prepare(q_t, p.q_head_stride, p.num_heads);
     for (int64_t pos = 0; pos < p.row_lens[t]; ++pos) {
       kvcache::DequantizeIndexerKey(p.cache, kvcache::SlotForPosition(row, pos), key.data());
-      out[pos] = ScoreKey(p.q + t * p.q_token_stride, p.q_head_stride,
-                          p.weights + t * p.weights_token_stride, p.num_heads, head_dim,
-                          p.softmax_scale, key.data());
+      out[pos] = rows.Score(q_t, p.q_head_stride, p.weights + t * p.weights_token_stride,
+                            p.num_heads, p.softmax_scale, key.data());
     }
   }
   return absl::OkStatus();

@@ -21,6 +21,9 @@
 //     paged IndexerKeyCache through the block table; the column is the position. Causal rows have
 //     row_lens[t] = pos(t) + 1; next_n query rows of one sequence are next_n rows with the same
 //     row_seq and row_lens = ctx_len − next_n + 1 + i (i = 0 .. next_n − 1).
+// fp8 keys (ragged kF8E4M3, paged kF8 cache) are Hadamard-rotated, H·k, as the cache write stores
+// them (kvcache/layout.h); the kernels then score H·q (rotated in double) against them, which in
+// exact arithmetic equals q · k. Callers pass q unrotated in every case. fp8 needs iD a power of 2.
 // Columns outside a row's range are −inf. Accumulation is in double; outputs fp32.
 // As in HF (update_indexer before scoring), the keys of the query tokens themselves must already be
 // in the cache. The paged form serves prefill too (one row per token, row_lens = pos + 1).
@@ -51,7 +54,7 @@ struct IndexerRaggedLogitsParams {
   DType key_dtype = DType::kF32;      // kF32, kBF16 or kF8E4M3
   const void* keys = nullptr;         // [N, iD] of key_dtype
   int64_t key_stride = 0;             // elements between keys, >= iD
-  const float* key_scales = nullptr;  // [N] fp32, kF8E4M3 only: key j = fp8 · key_scales[j]
+  const float* key_scales = nullptr;  // [N] fp32, kF8E4M3 only: H·key j = fp8 · key_scales[j]
   const int32_t* k_start = nullptr;   // [T] first key of row t
   const int32_t* k_end = nullptr;     // [T] one past its last key; 0 <= k_start <= k_end <= N
   float* logits = nullptr;            // [T, max_cols] fp32

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cpu/routing_sigmoid.h"
 
 namespace strata::kernels {
 namespace {
@@ -49,7 +50,7 @@ absl::Status MoeRoutingCpu(const MoeRoutingParams& p) {
   for (int64_t t = 0; t < p.num_tokens; ++t) {
     const float* logits = p.logits + t * logits_stride;
     for (int64_t e = 0; e < p.num_experts; ++e) {
-      scores[e] = 1.0f / (1.0f + std::exp(-logits[e]));
+      scores[e] = routing::Sigmoid(logits[e]);
       const float bias = p.correction_bias == nullptr ? 0.0f : p.correction_bias[e];
       choice[e] = OrderKey(scores[e] + bias);
     }

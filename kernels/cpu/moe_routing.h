@@ -1,5 +1,6 @@
 // No-aux sigmoid MoE routing (dsa.md §5), in the order of HF DeepseekV32TopkRouter.forward:
-//   s       = sigmoid(logits)                         (fp32)
+//   s       = sigmoid(logits)                         (fp32, routing_sigmoid.h: the same bits on
+//                                                      the host and the device)
 //   choice  = s + correction_bias                     (bias only for choosing)
 //   group   = Σ of the 2 largest choice values per group; keep the topk_group best groups
 //   experts = the top_k largest choice values among the kept groups' experts
@@ -8,7 +9,7 @@
 // descending. As in HF, experts of dropped groups compete at −inf, so when top_k exceeds the kept
 // experts the rest are filled from dropped groups in index order. NaN choice values rank as −inf.
 // The router logits (x · gateᵀ in fp32) are computed by the caller, e.g. with LinearCpu.
-// The CUDA twin is kernels/cuda/moe_routing.h.
+// The CUDA twin is MoeRoutingCuda (kernels/cuda/moe.h): the same experts, bit for bit.
 #ifndef STRATA_KERNELS_CPU_MOE_ROUTING_H_
 #define STRATA_KERNELS_CPU_MOE_ROUTING_H_
 

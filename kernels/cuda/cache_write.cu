@@ -88,16 +88,57 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   } else if constexpr (OUT == IndexerCacheDType::kBF16) {
     uint16_t* out = reinterpret_cast<uint16_t*>(key);
     for (int i = lane; i < D; i += 32) out[i] = FloatToBF16(LoadIn<IN_BF16>(keys, in + i));
-  } else {
-    // Two sweeps over the row (amax, then quantise); the second hits L1.
-    float amax = 0.0f;
-    for (int i = lane; i < D; i += 32) amax = fmaxf(amax, fabsf(LoadIn<IN_BF16>(keys, in + i)));
-    const float scale = kvcache::IndexerF8Scale(WarpMax(amax));
-    if (lane == 0)
-      *reinterpret_cast<float*>(base + kvcache::IndexerScaleOffset(cache, slot)) = scale;
-    for (int i = lane; i < D; i += 32)
-      key[i] = FloatToF8E4M3(LoadIn<IN_BF16>(keys, in + i) / scale);
   }
+}
+
+// fp8 keys: r = H·x (kvcache/layout.h), then the per-token scale of amax(r). Lane l holds lanes
+// l + 32 i (i < VALS = D / 32) of the key. The butterfly stages run in the CPU twin's order
+// (len = 1, 2, …, D/2: shuffles for len < 32, registers above) with the same operands, and the
+// same final multiply, so the stored bytes equal IndexerHadamardRotate's, bit for bit.
+template <bool IN_BF16, int VALS>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    WriteIndexerF8Kernel(int num_tokens, const void* __restrict__ keys, int64_t keys_stride,
+                         const int32_t* __restrict__ slots, kvcache::IndexerCacheView cache) {
+  int token;
+  const int64_t slot = WarpSlot(num_tokens, slots, cache.num_blocks, &token);
+  if (slot < 0) return;
+  constexpr int D = 32 * VALS;
+  const int lane = threadIdx.x % 32;
+  const int64_t in = token * keys_stride;
+  float v[VALS];
+#pragma unroll
+  for (int i = 0; i < VALS; ++i) v[i] = LoadIn<IN_BF16>(keys, in + lane + 32 * i);
+#pragma unroll
+  for (int len = 1; len < 32; len <<= 1) {
+#pragma unroll
+    for (int i = 0; i < VALS; ++i) {
+      const float other = __shfl_xor_sync(0xffffffffu, v[i], len);
+      v[i] = lane & len ? other - v[i] : v[i] + other;
+    }
+  }
+#pragma unroll
+  for (int m = 1; m < VALS; m <<= 1) {
+#pragma unroll
+    for (int i = 0; i < VALS; ++i) {
+      if (i & m) continue;
+      const float lo = v[i], hi = v[i + m];
+      v[i] = lo + hi;
+      v[i + m] = lo - hi;
+    }
+  }
+  const float inv_sqrt_d = 1.0f / sqrtf(static_cast<float>(D));
+  float amax = 0.0f;
+#pragma unroll
+  for (int i = 0; i < VALS; ++i) {
+    v[i] *= inv_sqrt_d;
+    amax = fmaxf(amax, fabsf(v[i]));
+  }
+  const float scale = kvcache::IndexerF8Scale(WarpMax(amax));
+  uint8_t* base = static_cast<uint8_t*>(cache.data);
+  if (lane == 0) *reinterpret_cast<float*>(base + kvcache::IndexerScaleOffset(cache, slot)) = scale;
+  uint8_t* key = base + kvcache::IndexerKeyOffset(cache, slot);
+#pragma unroll
+  for (int i = 0; i < VALS; ++i) key[lane + 32 * i] = FloatToF8E4M3(v[i] / scale);
 }
 
 template <typename Kernel, typename... Args>
@@ -105,6 +146,31 @@ cudaError_t Launch(Kernel kernel, int num_tokens, cudaStream_t stream, Args... a
   const dim3 grid((num_tokens + kWarpsPerBlock - 1) / kWarpsPerBlock);
   kernel<<<grid, kWarpsPerBlock * 32, 0, stream>>>(num_tokens, args...);
   return cudaGetLastError();
+}
+
+// fp8 keys of D = 32 · VALS lanes, D a power of two in [32, 512].
+template <bool IN_BF16>
+cudaError_t LaunchIndexerF8(int num_tokens, cudaStream_t stream, const void* keys,
+                            int64_t keys_stride, const int32_t* slots,
+                            const kvcache::IndexerCacheView& v) {
+  switch (v.head_dim) {
+    case 32:
+      return Launch(WriteIndexerF8Kernel<IN_BF16, 1>, num_tokens, stream, keys, keys_stride, slots,
+                    v);
+    case 64:
+      return Launch(WriteIndexerF8Kernel<IN_BF16, 2>, num_tokens, stream, keys, keys_stride, slots,
+                    v);
+    case 128:
+      return Launch(WriteIndexerF8Kernel<IN_BF16, 4>, num_tokens, stream, keys, keys_stride, slots,
+                    v);
+    case 256:
+      return Launch(WriteIndexerF8Kernel<IN_BF16, 8>, num_tokens, stream, keys, keys_stride, slots,
+                    v);
+    case 512:
+      return Launch(WriteIndexerF8Kernel<IN_BF16, 16>, num_tokens, stream, keys, keys_stride, slots,
+                    v);
+  }
+  return cudaErrorInvalidValue;
 }
 
 bool AlignedView(const void* data, int64_t block_stride) {
@@ -148,6 +214,7 @@ cudaError_t WriteIndexerCacheCuda(const WriteIndexerCacheCudaParams& p, cudaStre
   if (!kvcache::ValidateIndexerCacheView(v).ok() || !AlignedView(v.data, v.block_stride) ||
       p.num_tokens < 0 || p.keys_stride < v.head_dim ||
       (p.keys_dtype != DType::kBF16 && p.keys_dtype != DType::kF32) ||
+      (v.dtype == IndexerCacheDType::kF8 && (v.head_dim < 32 || v.head_dim > 512)) ||
       (p.num_tokens > 0 && (p.keys == nullptr || p.slots == nullptr))) {
     return cudaErrorInvalidValue;
   }
@@ -165,10 +232,8 @@ cudaError_t WriteIndexerCacheCuda(const WriteIndexerCacheCudaParams& p, cudaStre
                   : Launch(WriteIndexerKernel<false, IndexerCacheDType::kBF16>, p.num_tokens,
                            stream, p.keys, p.keys_stride, p.slots, v);
     case IndexerCacheDType::kF8:
-      return bf16 ? Launch(WriteIndexerKernel<true, IndexerCacheDType::kF8>, p.num_tokens, stream,
-                           p.keys, p.keys_stride, p.slots, v)
-                  : Launch(WriteIndexerKernel<false, IndexerCacheDType::kF8>, p.num_tokens, stream,
-                           p.keys, p.keys_stride, p.slots, v);
+      return bf16 ? LaunchIndexerF8<true>(p.num_tokens, stream, p.keys, p.keys_stride, p.slots, v)
+                  : LaunchIndexerF8<false>(p.num_tokens, stream, p.keys, p.keys_stride, p.slots, v);
   }
   return cudaErrorInvalidValue;
 }

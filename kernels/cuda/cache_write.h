@@ -7,6 +7,8 @@
 //   - Slots are not range-checked against the pool on the host: a slot < 0 or >= NumSlots(pool) is
 //     skipped (never written). Validate slots where they are produced.
 //   - Duplicate slots in one call race; the CPU twin keeps the last. Callers pass distinct slots.
+//   - fp8 indexer keys are Hadamard-rotated before quantising, as the CPU twin does, bit for bit;
+//     D must be a power of two in [32, 512] (cudaErrorInvalidValue otherwise).
 // The launchers check the params on the host (cudaErrorInvalidValue for malformed ones, nothing
 // launched) and return the launch error. No allocation, no sync: graph-capturable.
 #ifndef STRATA_KERNELS_CUDA_CACHE_WRITE_H_

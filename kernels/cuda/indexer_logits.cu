@@ -76,6 +76,87 @@ __device__ __forceinline__ uint32_t Word(const uint4& v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }
 
+// fp8 keys are stored Hadamard-rotated (kvcache/layout.h), so the fp8 path scores H·q: each q row
+// is rotated while it is staged into shared memory. A row is split over P = 4 adjacent threads
+// holding E = 32 consecutive lanes each (32 rows a pass over the CTA, few registers): butterfly
+// stages shorter than E run in registers, the two longer ones across the 4 threads by shuffles.
+// What is stored is √128 · H·q rounded to bf16
+// (at most 2^-9 of a lane, far under fp8's 2^-4): the launchers fold the 1/√128 (kRotatedQScale)
+// into the softmax scale the epilogue applies.
+constexpr float kRotatedQScale = 0.0883883476483184f;  // 1 / √128
+
+__device__ __forceinline__ uint32_t PackBf16x2(float lo, float hi) {
+  uint32_t r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+
+template <int NC>
+__device__ __forceinline__ void StageRotatedQ(const Args& a, int group, int nh, int rows,
+                                              uint8_t* q_s) {
+  constexpr int P = 4, E = kHeadDim / P, kChunks = E / 8, kRowsPerPass = kThreads / P;
+  // Passes whose loads go out together: two for 128 rows (prefill, MTP pairs; latency there is
+  // amortised anyway, so this is for the 4 passes' latency). For 64 rows, batching measured 4%
+  // slower at long contexts (more registers in the main loop) for 0.5 us less at batch 1.
+  constexpr int kPasses = NC / kRowsPerPass, kBatch = kPasses >= 4 ? 2 : 1;
+  static_assert(NC % kRowsPerPass == 0 && kPasses % kBatch == 0);
+  const int part = threadIdx.x % P;
+  const float sign = part & 1 ? -1.0f : 1.0f, sign2 = part & 2 ? -1.0f : 1.0f;
+#pragma unroll 1
+  for (int pass0 = 0; pass0 < kPasses; pass0 += kBatch) {
+    uint4 raw[kBatch][kChunks];
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b) {
+      const int n = (pass0 + b) * kRowsPerPass + threadIdx.x / P;
+      const int t = group * rows + n / nh, h = n % nh;
+      const uint4* src = reinterpret_cast<const uint4*>(a.q + t * a.q_token_stride +
+                                                        h * a.q_head_stride + part * E);
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c) {
+        raw[b][c] = t < a.num_tokens ? src[c] : make_uint4(0, 0, 0, 0);
+      }
+    }
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b) {
+      float x[E];
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+        for (int w = 0; w < 4; ++w) {
+          const uint32_t word = Word(raw[b][c], w);
+          x[8 * c + 2 * w] = __uint_as_float(word << 16);
+          x[8 * c + 2 * w + 1] = __uint_as_float(word & 0xffff0000u);
+        }
+      }
+#pragma unroll
+      for (int len = 1; len < E; len <<= 1) {
+#pragma unroll
+        for (int j = 0; j < E; ++j) {
+          if (j & len) continue;
+          const float lo = x[j], hi = x[j + len];
+          x[j] = lo + hi;
+          x[j + len] = lo - hi;
+        }
+      }
+      // Partner thread part ^ m holds the lanes E · m away: the lower one keeps x + other, the
+      // upper one other − x (an fma with ±1, exact).
+#pragma unroll
+      for (int j = 0; j < E; ++j) x[j] = fmaf(sign, x[j], __shfl_xor_sync(0xffffffffu, x[j], 1));
+#pragma unroll
+      for (int j = 0; j < E; ++j) x[j] = fmaf(sign2, x[j], __shfl_xor_sync(0xffffffffu, x[j], 2));
+      const int n = (pass0 + b) * kRowsPerPass + threadIdx.x / P;
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c) {
+        *reinterpret_cast<uint4*>(q_s + n * kQRowBytes +
+                                  KeyTile<true>::QChunk(n, part * kChunks + c) * 16) =
+            make_uint4(PackBf16x2(x[8 * c], x[8 * c + 1]), PackBf16x2(x[8 * c + 2], x[8 * c + 3]),
+                       PackBf16x2(x[8 * c + 4], x[8 * c + 5]),
+                       PackBf16x2(x[8 * c + 6], x[8 * c + 7]));
+      }
+    }
+  }
+}
+
 template <bool F8, int NH, int ROWS, bool PAGED>
 __global__ void __launch_bounds__(kThreads, 2) IndexerLogitsKernel(const Args a) {
   using Tile = KeyTile<F8>;
@@ -140,8 +221,9 @@ __global__ void __launch_bounds__(kThreads, 2) IndexerLogitsKernel(const Args a)
   }
   if (i_lo >= i_hi) return;
 
-  // q rows (bf16, zero for missing tokens) and weights into shared memory.
-  for (int idx = tid; idx < NC * (kQRowBytes / 16); idx += kThreads) {
+  // q rows (bf16, zero for missing tokens) and weights into shared memory; the fp8 path rotates q
+  // after issuing the first key stages (below), so that those loads overlap the rotation.
+  for (int idx = tid; !F8 && idx < NC * (kQRowBytes / 16); idx += kThreads) {
     const int n = idx / (kQRowBytes / 16), chunk = idx % (kQRowBytes / 16);
     const int t = group * ROWS + n / NH, h = n % NH;
     uint8_t* dst = q_s + n * kQRowBytes + Tile::QChunk(n, chunk) * 16;
@@ -219,6 +301,7 @@ __global__ void __launch_bounds__(kThreads, 2) IndexerLogitsKernel(const Args a)
     sm80::CpAsyncCommit();
   }
   block_ids(i_lo + Tile::kStages - 1, ids);
+  if constexpr (F8) StageRotatedQ<NC>(a, group, NH, ROWS, q_s);  // published by the loop's barrier
 
   for (int i = i_lo; i < i_hi; ++i) {
     sm80::CpAsyncWait<Tile::kStages - 2>();
@@ -391,8 +474,9 @@ cudaError_t Launch(Args a, int groups, cudaStream_t stream) {
 
 // Paged: rows 1 or 2 (next_n pairs). Ragged: 128 / num_heads consecutive tokens.
 template <bool PAGED>
-cudaError_t Dispatch(const Args& a, bool f8, int num_heads, int rows, cudaStream_t stream) {
+cudaError_t Dispatch(Args a, bool f8, int num_heads, int rows, cudaStream_t stream) {
   const int groups = (a.num_tokens + rows - 1) / rows;
+  if (f8) a.softmax_scale *= kRotatedQScale;  // q is staged as √128 · H·q
   if constexpr (PAGED) {
     if (f8) {
       if (num_heads == 32) {

@@ -8,8 +8,12 @@
 //
 // Numerics: q is bf16 (as the model produces it); keys are bf16, or fp8 E4M3 with one fp32 scale
 // per key decoded to bf16 exactly in registers (sm80 has no fp8 MMA); q · k runs on bf16
-// mma.sync with fp32 accumulation, relu and the head weighting are fused in fp32. Compared with
-// the CPU twin on the same bf16 q and the same stored keys, the error is fp32 accumulation only.
+// mma.sync with fp32 accumulation, relu and the head weighting are fused in fp32. fp8 keys are
+// Hadamard-rotated (H·k, kvcache/layout.h, as the cache writes store them; the ragged kF8E4M3
+// keys too), and the kernels rotate q in fp32 while staging it and round H·q to bf16: callers
+// pass q unrotated, as for bf16 keys. Compared with the CPU twin on the same bf16 q and the same
+// stored keys, the error is fp32 accumulation only for bf16 keys; for fp8 keys add the bf16
+// rounding of H·q (at most 2^-9 of each lane).
 //
 // Shapes the kernels are built for: head_dim 128; num_heads 32 or 64 (cudaErrorInvalidValue
 // otherwise). Alignment: q, keys, key_scales and the cache 16-byte aligned; q strides multiples

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cstddef>
 
 #include "kernels/cuda/block_select.cuh"
 #include "kernels/cuda/indexer_topk.h"
@@ -368,6 +369,201 @@ __global__ void __launch_bounds__(kThreads)
   EmitFinal(s, p, t, ClampedRange(p, t).begin);
 }
 
+// Radix path for few rows (plan.radix): every row is split over `splits` CTAs in each of three
+// launches, so one row streams from many SMs and no CTA merges k candidates per split.
+//   1. RadixHistKernel: a histogram of the top 12 bits of the order keys of the row, shared-memory
+//      counts added into the row's global histogram.
+//   2. RadixSelectKernel: every CTA of the row finds the bin b holding the k-th largest key from
+//      that histogram (the same answer in each), re-reads its segment and writes the keys above b
+//      straight to the output (their count is < k), and appends the keys in b to the row's
+//      candidate list.
+//   3. RadixFinishKernel, one CTA a row: the exact top (k − above) of the candidates (block radix
+//      select in shared memory) fills the rest of the output, then −1 padding. A row whose bin b
+//      holds more than kCapacity keys (ties, or a very long row) is redone by the streaming
+//      one-CTA algorithm instead.
+// The histogram and counters are zeroed by a memset node in front of launch 1.
+constexpr int kRadixShift = 20;  // digit = key >> 20: sign, exponent, 3 mantissa bits
+constexpr int kRadixBins = 1 << (32 - kRadixShift);
+constexpr int kRadixCandidates = kCapacity;  // what RadixFinishKernel holds in Shared
+constexpr int64_t kRadixMinCols = 16384, kRadixMaxCols = 1 << 19;
+constexpr int kRadixMaxRows = 32;  // above, two reads of the rows cost more than one CTA a row
+
+struct RadixRow {  // a row's workspace
+  uint32_t hist[kRadixBins];
+  int32_t above_n;  // keys written by RadixSelectKernel (those above the k-th's bin)
+  int32_t cand_n;   // keys in the k-th's bin (may exceed kRadixCandidates: then not all stored)
+  int32_t pad[2];
+  uint2 cand[kRadixCandidates];  // (key, column)
+};
+constexpr size_t kRadixZeroBytes = offsetof(RadixRow, cand);
+constexpr size_t kRadixRowBytes = (sizeof(RadixRow) + 255) / 256 * 256;
+
+// This CTA's columns of row t: [cb, ce), 4-aligned segment starts (as TopkSelectKernel).
+__device__ RowRange SplitSegment(const RowRange& r, int splits, int split) {
+  const int64_t seg = ((r.end - r.begin + splits - 1) / splits + 3) / 4 * 4;
+  const int64_t cb = r.begin + split * seg < r.end ? r.begin + split * seg : r.end;
+  return {cb, cb + seg < r.end ? cb + seg : r.end};
+}
+
+// Calls f(key, column, in_range) for every element slot of this thread's tiles of [cb, ce), tiles
+// in lockstep across the CTA (uniform trip count, so f may use warp collectives), kDepth tiles of
+// loads in flight.
+template <bool VEC, class F>
+__device__ void ForEachKey(const LogitsLoader<VEC>& ld, F f) {
+  for (int t0 = 0; t0 < ld.num_tiles; t0 += kDepth) {
+    typename LogitsLoader<VEC>::Raw raw[kDepth];
+#pragma unroll
+    for (int d = 0; d < kDepth; ++d) {
+      if (t0 + d < ld.num_tiles) ld.Fetch(t0 + d, raw[d]);
+    }
+#pragma unroll
+    for (int d = 0; d < kDepth; ++d) {
+      if (t0 + d >= ld.num_tiles) break;
+#pragma unroll
+      for (int j = 0; j < kPer; ++j) {
+        const int64_t c = ld.Column(t0 + d, j);
+        f(OrderKey(raw[d].v[j]), c, c >= ld.cb && c < ld.ce);
+      }
+    }
+  }
+}
+
+template <bool VEC>
+__global__ void __launch_bounds__(kThreads, 2)
+    RadixHistKernel(IndexerTopkCudaParams p, int splits, RadixRow* ws) {
+  __shared__ uint32_t hist[kRadixBins];
+  const int t = blockIdx.x;
+  const RowRange r = ClampedRange(p, t);
+  if (r.end - r.begin <= p.topk) return;  // every column is selected; no histogram needed
+  const RowRange seg = SplitSegment(r, splits, blockIdx.y);
+  for (int i = threadIdx.x; i < kRadixBins; i += kThreads) hist[i] = 0;
+  __syncthreads();
+  ForEachKey(LogitsLoader<VEC>(p.logits + t * p.logits_stride, seg.begin, seg.end),
+             [&](uint32_t key, int64_t, bool in) {
+               if (in) atomicAdd(&hist[key >> kRadixShift], 1u);
+             });
+  __syncthreads();
+  uint32_t* global = ws[t].hist;
+  for (int i = threadIdx.x; i < kRadixBins; i += kThreads) {
+    if (hist[i] != 0) atomicAdd(&global[i], hist[i]);
+  }
+}
+
+// Output entry i of row t: position col − begin, and its slot when the mapping is fused.
+struct RowOutput {
+  int32_t* pos;
+  int32_t* slot;  // null: no mapping
+  int64_t begin;
+  int seq;
+  int32_t row_len;
+
+  __device__ RowOutput(const IndexerTopkCudaParams& p, int t, int64_t b) : begin(b) {
+    pos = p.topk_pos + t * p.topk_stride;
+    slot = p.slots != nullptr ? p.slots + t * p.slots_stride : nullptr;
+    seq = slot != nullptr ? p.row_seq[t] : 0;
+    row_len = slot != nullptr ? p.row_lens[t] : 0;
+  }
+  __device__ void Put(const IndexerTopkCudaParams& p, int i, int64_t col) const {
+    const int32_t q = static_cast<int32_t>(col - begin);
+    pos[i] = q;
+    if (slot != nullptr) slot[i] = SlotOf(p.block_table, p.num_blocks, seq, row_len, q);
+  }
+  __device__ void Pad(int i) const {
+    pos[i] = -1;
+    if (slot != nullptr) slot[i] = -1;
+  }
+};
+
+// Index of this lane's entry among `pred` lanes of the warp, after adding the warp's count to
+// *counter (one atomic a warp).
+__device__ __forceinline__ int WarpAppend(bool pred, int32_t* counter) {
+  const unsigned mask = __ballot_sync(kFull, pred);
+  const int lane = threadIdx.x & 31;
+  int base = 0;
+  if (lane == 0 && mask != 0) base = atomicAdd(counter, __popc(mask));
+  base = __shfl_sync(kFull, base, 0);
+  return base + __popc(mask & ((1u << lane) - 1));
+}
+
+template <bool VEC>
+__global__ void __launch_bounds__(kThreads, 2)
+    RadixSelectKernel(IndexerTopkCudaParams p, int splits, RadixRow* ws) {
+  __shared__ block::Scratch<kThreads> scratch;
+  __shared__ int sel_bin;
+  const int t = blockIdx.x;
+  const RowRange r = ClampedRange(p, t);
+  const int k = p.topk;
+  int bin = -1;  // every column is above the k-th's bin when the row has no more than k
+  if (r.end - r.begin > k) {
+    constexpr int kPerThread = kRadixBins / kThreads;
+    int h[kPerThread], sum = 0;
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) {
+      sum += h[j] = static_cast<int>(ws[t].hist[threadIdx.x * kPerThread + j]);
+    }
+    int a = block::SuffixExclusive(sum, scratch);
+#pragma unroll
+    for (int j = kPerThread - 1; j >= 0; --j) {
+      if (a < k && k <= a + h[j]) sel_bin = threadIdx.x * kPerThread + j;
+      a += h[j];
+    }
+    __syncthreads();
+    bin = sel_bin;
+  }
+  const RowRange seg = SplitSegment(r, splits, blockIdx.y);
+  const RowOutput out(p, t, r.begin);
+  RadixRow& row = ws[t];
+  ForEachKey(LogitsLoader<VEC>(p.logits + t * p.logits_stride, seg.begin, seg.end),
+             [&](uint32_t key, int64_t col, bool in) {
+               const int digit = static_cast<int>(key >> kRadixShift);
+               const bool above = in && digit > bin, cand = in && digit == bin;
+               if (!__any_sync(kFull, above || cand)) return;  // most of a long row
+               const int i = WarpAppend(above, &row.above_n);
+               if (above) out.Put(p, i, col);
+               const int c = WarpAppend(cand, &row.cand_n);
+               if (cand && c < kRadixCandidates) {
+                 row.cand[c] = make_uint2(key, static_cast<uint32_t>(col));
+               }
+             });
+}
+
+template <bool VEC>
+__global__ void __launch_bounds__(kThreads)
+    RadixFinishKernel(IndexerTopkCudaParams p, const RadixRow* ws) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  Shared& s = *reinterpret_cast<Shared*>(smem);
+  const int t = blockIdx.x;
+  const RowRange r = ClampedRange(p, t);
+  const int64_t len = r.end - r.begin;
+  const int k = p.topk;
+  const RadixRow& row = ws[t];
+  const int cand_n = row.cand_n;
+  if (len > k && cand_n > kRadixCandidates) {  // the bin did not fit: redo the row in one CTA
+    InitShared(s);
+    StreamCandidates(s, LogitsLoader<VEC>(p.logits + t * p.logits_stride, r.begin, r.end), k);
+    EmitFinal(s, p, t, r.begin);
+    return;
+  }
+  const RowOutput out(p, t, r.begin);
+  if (len > k) {
+    const int above = row.above_n, need = k - above;  // 1 <= need <= cand_n
+    for (int i = threadIdx.x; i < cand_n; i += kThreads) {
+      const uint2 c = row.cand[i];
+      s.keys[i] = c.x;
+      s.cols[i] = static_cast<int32_t>(c.y);
+    }
+    __syncthreads();
+    uint32_t thresh;
+    int need_eq;
+    block::SelectKth(s.keys, cand_n, need, s.scratch, &thresh, &need_eq);
+    SelectAbove<true>(s, cand_n, false, thresh, need_eq,
+                      [&](int i, uint32_t, int32_t col) { out.Put(p, above + i, col); });
+  }
+  for (int64_t i = min(len, int64_t{k}) + threadIdx.x; i < k; i += kThreads) {
+    out.Pad(static_cast<int>(i));
+  }
+}
+
 __global__ void MapTopkToSlotsKernel(MapTopkToSlotsCudaParams p) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= static_cast<int64_t>(p.num_tokens) * p.topk) return;
@@ -389,6 +585,27 @@ cudaError_t LaunchWithSmem(Kernel kernel, dim3 grid, cudaStream_t stream,
   return cudaGetLastError();
 }
 
+template <bool VEC>
+cudaError_t LaunchRadix(const IndexerTopkCudaParams& p, int splits, RadixRow* ws,
+                        cudaStream_t stream) {
+  if (cudaError_t e =
+          cudaMemset2DAsync(ws, kRadixRowBytes, 0, kRadixZeroBytes, p.num_tokens, stream);
+      e != cudaSuccess) {
+    return e;
+  }
+  const dim3 grid(p.num_tokens, splits);
+  RadixHistKernel<VEC><<<grid, kThreads, 0, stream>>>(p, splits, ws);
+  RadixSelectKernel<VEC><<<grid, kThreads, 0, stream>>>(p, splits, ws);
+  constexpr int kSmem = sizeof(Shared);
+  if (cudaError_t e = cudaFuncSetAttribute(RadixFinishKernel<VEC>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+      e != cudaSuccess) {
+    return e;
+  }
+  RadixFinishKernel<VEC><<<p.num_tokens, kThreads, kSmem, stream>>>(p, ws);
+  return cudaGetLastError();
+}
+
 bool ValidTable(const kvcache::BlockTableView& bt) {
   return bt.num_seqs >= 0 && bt.max_blocks_per_seq >= 0 && bt.row_stride >= bt.max_blocks_per_seq &&
          (bt.num_seqs == 0 || bt.table != nullptr);
@@ -399,6 +616,15 @@ bool ValidTable(const kvcache::BlockTableView& bt) {
 IndexerTopkPlan PlanIndexerTopkCuda(int num_tokens, int topk, int64_t max_cols, int num_sms) {
   IndexerTopkPlan plan;
   if (num_tokens <= 0 || topk <= 0) return plan;
+  if (num_tokens <= kRadixMaxRows && max_cols >= kRadixMinCols && max_cols <= kRadixMaxCols) {
+    // Radix path: fill two waves' worth of CTAs (two resident per SM), >= 4096 columns each.
+    const int64_t by_sms = std::max(1, 2 * num_sms / num_tokens);
+    plan.num_splits =
+        static_cast<int>(std::min<int64_t>({by_sms, max_cols / 4096, int64_t{kMaxSplits}}));
+    plan.radix = true;
+    plan.workspace_bytes = static_cast<size_t>(num_tokens) * kRadixRowBytes;
+    return plan;
+  }
   if (num_tokens < 2 * num_sms) {  // two CTAs fit a multiprocessor: fill one wave
     const int64_t by_sms = 2 * num_sms / num_tokens;
     const int64_t by_cols = (max_cols + kMinSplitCols - 1) / kMinSplitCols;
@@ -432,6 +658,14 @@ cudaError_t IndexerTopkCuda(const IndexerTopkCudaParams& p, const IndexerTopkPla
   }
   const int k_pad = (p.topk + 1) / 2 * 2;
   const bool vec = reinterpret_cast<uintptr_t>(p.logits) % 16 == 0 && p.logits_stride % 4 == 0;
+  if (plan.radix) {
+    if (p.num_tokens > kRadixMaxRows || workspace == nullptr ||
+        reinterpret_cast<uintptr_t>(workspace) % 16 != 0) {
+      return cudaErrorInvalidValue;
+    }
+    return vec ? LaunchRadix<true>(p, plan.num_splits, static_cast<RadixRow*>(workspace), stream)
+               : LaunchRadix<false>(p, plan.num_splits, static_cast<RadixRow*>(workspace), stream);
+  }
   uint2* ws = static_cast<uint2*>(workspace);
   const dim3 grid(p.num_tokens, plan.num_splits);
   const cudaError_t e =

@@ -11,9 +11,12 @@
 // above a running threshold into a shared-memory candidate buffer; when the buffer cannot take
 // another tile, one radix pass over the bits below the candidates' common prefix finds a new
 // threshold that keeps between k and k + 1024 of them (an exact radix select when ties crowd the
-// bin) and compacts. The final top k is an exact radix select over the survivors. With few rows,
-// each row is split across several CTAs whose partial top-k sets (k candidates each) are merged by
-// a second launch over the workspace.
+// bin) and compacts. The final top k is an exact radix select over the survivors.
+// With few rows (<= 32) of 16K .. 512K columns, a split radix select instead spreads each row over
+// many CTAs: a shared histogram of the top 12 key bits finds the bin of the k-th largest, the keys
+// above it go straight to the output, and one CTA a row selects the rest among the keys of that
+// bin (a memset and three launches). Other few-row shapes split each row across CTAs whose partial
+// top-k sets (k candidates each) are merged by a second launch over the workspace.
 //
 // Plan/run: PlanIndexerTopkCuda picks the split from host-known sizes only; IndexerTopkCuda
 // allocates nothing and does not sync, so it can be captured in a CUDA graph.
@@ -53,7 +56,8 @@ struct IndexerTopkCudaParams {
 };
 
 struct IndexerTopkPlan {
-  int num_splits = 1;          // CTAs per row; > 1 adds the merge launch
+  int num_splits = 1;          // CTAs per row; > 1 adds the merge launch (not with radix)
+  bool radix = false;          // the split radix path (few rows, 16K .. 512K columns)
   size_t workspace_bytes = 0;  // device workspace IndexerTopkCuda needs (0 when num_splits == 1)
 };
 

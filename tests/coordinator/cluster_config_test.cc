@@ -151,6 +151,28 @@ pipeline:
   EXPECT_ERROR_MENTIONS("model_dir: m\npipeline: {stages: []}\n", "pipeline.stages");
 }
 
+TEST(ClusterConfigTest, DataPlaneTransportsDefaultToAutoAndAreChecked) {
+  auto c = ParseClusterConfig(kMinimal);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->data_plane.pipeline, TransportChoice::kAuto);
+  EXPECT_EQ(c->data_plane.tensor_parallel, TransportChoice::kAuto);
+  c = ParseClusterConfig(std::string(kMinimal) +
+                         "data_plane: {pipeline: host, tensor_parallel: gloo}\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->data_plane.pipeline, TransportChoice::kHost);
+  EXPECT_EQ(c->data_plane.tensor_parallel, TransportChoice::kHost);
+  c = ParseClusterConfig(std::string(kMinimal) + "data_plane: {pipeline: nccl}\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->data_plane.pipeline, TransportChoice::kNccl);
+  EXPECT_EQ(c->data_plane.tensor_parallel, TransportChoice::kAuto);
+  EXPECT_ERROR_MENTIONS(std::string(kMinimal) + "data_plane: {pipeline: gloo}\n",
+                        "data_plane.pipeline (line 6): expected auto, nccl or host, got 'gloo'");
+  EXPECT_ERROR_MENTIONS(std::string(kMinimal) + "data_plane: {tensor_parallel: ucx}\n",
+                        "expected auto, nccl or gloo");
+  EXPECT_ERROR_MENTIONS(std::string(kMinimal) + "data_plane: {transport: nccl}\n",
+                        "data_plane.transport");
+}
+
 TEST(ClusterConfigTest, MalformedYamlIsAnErrorNotACrash) {
   EXPECT_ERROR_MENTIONS("model_dir: [unclosed\n", "not valid YAML");
   EXPECT_ERROR_MENTIONS("", "empty");

@@ -13,48 +13,12 @@ coordinator=$1 strata=$2 worker=$3 run=$4
 model=tests/fixtures/oracle/glm
 source "$(dirname "$0")/cluster_test_lib.sh"
 
-data_plane_port() {  # NAME → the data-plane port worker NAME printed
-  grep -Eo 'data plane [a-z]+ [0-9.]+:[0-9]+' "$tmp/$1.log" | head -1 | sed 's/.*://'
-}
-
-start_worker() {  # NAME [PORT DATA_PLANE_PORT] → prints host:port
-  "$worker" --listen "127.0.0.1:${2:-0}" --data_plane_port "${3:-0}" --device cpu \
-    --kv_cache_mb 64 >"$tmp/$1.log" 2>&1 &
-  pids+=($!)
-  echo $! >"$tmp/$1.pid"
-  local pid=$!
-  for _ in $(seq 600); do
-    grep -Eo 'listening on [0-9.]+:[0-9]+' "$tmp/$1.log" 2>/dev/null | head -1 |
-      sed 's/listening on //' | grep . && return 0
-    kill -0 $pid 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-
-start_coordinator() {  # NAME WORKER... → prints host:port
-  local name=$1
-  shift
-  {
-    echo "model_dir: $model"
-    echo "pipeline: {num_stages: $#, workers: [$(IFS=,; echo "$*")]}"
-    echo "kv_cache: {latent_dtype: f32, indexer_dtype: f32}"
-    echo "scheduler: {max_model_len: 512}"
-    echo "timeouts: {connect_s: 5, step_s: 30, data_plane_s: 10}"
-  } >"$tmp/$name.yaml"
-  "$coordinator" --config "$tmp/$name.yaml" --listen 127.0.0.1:0 >"$tmp/$name.log" 2>&1 &
-  pids+=($!)
-  echo $! >"$tmp/$name.pid"
-  wait_for "$tmp/$name.log" 'serving on [0-9.]+:[0-9]+' | sed 's/serving on //'
-}
-
-
 compute_expected
 
 
 # PP=1
 w0=$(start_worker w0) || fail "worker w0 did not start"
-c1=$(start_coordinator c1 "$w0") || fail "coordinator c1 did not start"
+c1=$(start_coordinator c1 1 "$w0") || fail "coordinator c1 did not start"
 wait_state "$c1" READY || fail "PP=1 never READY"
 check_cluster "$c1" "PP=1"
 kill -TERM "$(cat "$tmp/c1.pid")" "$(cat "$tmp/w0.pid")"
@@ -62,7 +26,7 @@ kill -TERM "$(cat "$tmp/c1.pid")" "$(cat "$tmp/w0.pid")"
 # PP=2
 a=$(start_worker a) || fail "worker a did not start"
 b=$(start_worker b) || fail "worker b did not start"
-c2=$(start_coordinator c2 "$a" "$b") || fail "coordinator c2 did not start"
+c2=$(start_coordinator c2 2 "$a" "$b") || fail "coordinator c2 did not start"
 wait_state "$c2" READY || fail "PP=2 never READY"
 check_cluster "$c2" "PP=2"
 
@@ -80,39 +44,6 @@ for i in $(seq 32); do
 done
 echo "PP=2: 32 concurrent streams complete"
 
-# kill_mid_stream SERVER NAME: four long streams, worker NAME killed (-9) once health shows them
-# running; every stream must end UNAVAILABLE and health NOT_READY.
-kill_mid_stream() {
-  local gens=() i rc
-  for i in 1 2 3 4; do
-    timeout 60 "$strata" generate --server "$1" --prompt-ids "$i,${prompts[0]}" --max-tokens 490 \
-      --ignore-eos --raw-ids >"$tmp/killed$i.out" 2>"$tmp/killed$i.err" &
-    gens+=($!)
-  done
-  for _ in $(seq 200); do
-    timeout 10 "$strata" health --server "$1" | grep -q '^requests: [1-9][0-9]* running' && break
-  done
-  kill -KILL "$(cat "$tmp/$2.pid")"
-  for i in 1 2 3 4; do
-    wait "${gens[$((i - 1))]}"
-    rc=$?
-    [[ $rc == 1 ]] || fail "stream $i, served by killed worker $2, exited $rc, expected 1"
-    grep -q "UNAVAILABLE" "$tmp/killed$i.err" || fail "no UNAVAILABLE: $(cat "$tmp/killed$i.err")"
-  done
-  wait_state "$1" NOT_READY || fail "not NOT_READY after worker $2 died"
-}
-
-# restart_worker SERVER NAME ADDRESS: NAME again on its gRPC and data-plane ports (taken at once,
-# though its old connections are in TIME_WAIT), then READY and strata-run's ids again.
-restart_worker() {
-  local dp
-  dp=$(data_plane_port "$2")
-  mv "$tmp/$2.log" "$tmp/$2.old.log"
-  start_worker "$2" "${3##*:}" "$dp" >/dev/null || fail "worker $2 did not restart on its ports"
-  [[ $(data_plane_port "$2") == "$dp" ]] || fail "worker $2 restarted on another data-plane port"
-  wait_state "$1" READY || fail "not READY again after worker $2 came back"
-}
-
 # PP=2: kill the last stage mid-stream, restart it; then the same for the first stage.
 kill_mid_stream "$c2" b
 restart_worker "$c2" b "$b"
@@ -124,7 +55,7 @@ kill -TERM "$(cat "$tmp/c2.pid")" "$(cat "$tmp/a.pid")" "$(cat "$tmp/b.pid")"
 
 # PP=1: kill the only worker mid-stream, restart it on its port, serve again.
 w1=$(start_worker w1) || fail "worker w1 did not start"
-c3=$(start_coordinator c3 "$w1") || fail "coordinator c3 did not start"
+c3=$(start_coordinator c3 1 "$w1") || fail "coordinator c3 did not start"
 wait_state "$c3" READY || fail "PP=1 (c3) never READY"
 timeout 60 "$strata" generate --server "$c3" --prompt-ids "${prompts[0]}" --max-tokens 490 \
   --ignore-eos --raw-ids >"$tmp/killed0.out" 2>"$tmp/killed0.err" &
@@ -149,7 +80,7 @@ compute_expected
 x=$(start_worker x) || fail "worker x did not start"
 y=$(start_worker y) || fail "worker y did not start"
 z=$(start_worker z) || fail "worker z did not start"
-c4=$(start_coordinator c4 "$x" "$y" "$z") || fail "coordinator c4 did not start"
+c4=$(start_coordinator c4 3 "$x" "$y" "$z") || fail "coordinator c4 did not start"
 wait_state "$c4" READY || fail "PP=3 never READY"
 check_cluster "$c4" "PP=3 (dsv32)"
 echo "cluster_integration_test: OK"

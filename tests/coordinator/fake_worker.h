@@ -2,7 +2,8 @@
 // service over gRPC on 127.0.0.1, with deterministic "sampling" instead of a model.
 //
 // The sampling stage answers every plan's sampled sequences with FakeNextToken(last token, its
-// position); the others acknowledge. SetAnswerLimit makes it stop answering after that many more
+// position); the others acknowledge. A `gpu` fake reports a cuda device with NCCL and hands out
+// distinct NCCL ids. SetAnswerLimit makes it stop answering after that many more
 // plans (the step stays in flight until Stop), to test aborts and failures mid-step.
 #ifndef STRATA_TESTS_COORDINATOR_FAKE_WORKER_H_
 #define STRATA_TESTS_COORDINATOR_FAKE_WORKER_H_
@@ -31,6 +32,7 @@ class FakeWorker final : public strata::v1::Worker::Service {
     bool sampler = true;  // the last stage's TP rank 0
     uint32_t capacity_blocks = 256;
     int32_t vocab = 512;
+    bool gpu = false;  // reports a cuda device with NCCL, and creates NCCL ids when asked
   };
   explicit FakeWorker(Options options) : options_(options) {}
   ~FakeWorker() override { Stop(); }
@@ -70,12 +72,34 @@ class FakeWorker final : public strata::v1::Worker::Service {
     return load_request_;
   }
   int plans_received() const { return plans_received_.load(); }
+  // Every LoadShard received, refused ones included, in order.
+  std::vector<strata::v1::LoadShardRequest> load_requests() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return load_requests_;
+  }
+  // The NCCL ids this worker created, in order.
+  std::vector<std::string> nccl_ids() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return nccl_ids_;
+  }
 
-  grpc::Status Handshake(grpc::ServerContext*, const strata::v1::HandshakeRequest*,
+  grpc::Status Handshake(grpc::ServerContext*, const strata::v1::HandshakeRequest* req,
                          strata::v1::HandshakeResponse* r) override {
     r->mutable_protocol_version()->set_major(1);
-    r->mutable_device()->set_kind("cpu");
+    r->mutable_device()->set_kind(options_.gpu ? "cuda" : "cpu");
+    if (options_.gpu) r->mutable_device()->set_uuid("GPU-fake-" + std::to_string(port_));
+    r->mutable_capabilities()->set_nccl(options_.gpu);
+    r->mutable_capabilities()->set_gloo(true);
     r->set_data_plane_address("127.0.0.1:" + std::to_string(port_ + 1000));
+    if (req->create_nccl_unique_id()) {
+      if (!options_.gpu) return {grpc::StatusCode::UNIMPLEMENTED, "no NCCL"};
+      std::lock_guard<std::mutex> lock(mu_);
+      // 128 bytes, distinct per worker and per call.
+      std::string id = std::to_string(port_) + "/" + std::to_string(nccl_ids_.size()) + "/";
+      id.resize(128, '.');
+      nccl_ids_.push_back(id);
+      r->set_nccl_unique_id(id);
+    }
     return grpc::Status::OK;
   }
   grpc::Status Health(grpc::ServerContext*, const strata::v1::WorkerHealthRequest*,
@@ -87,6 +111,7 @@ class FakeWorker final : public strata::v1::Worker::Service {
   grpc::Status LoadShard(grpc::ServerContext*, const strata::v1::LoadShardRequest* req,
                          strata::v1::LoadShardResponse*) override {
     std::lock_guard<std::mutex> lock(mu_);
+    load_requests_.push_back(*req);
     if (loaded_) return {grpc::StatusCode::FAILED_PRECONDITION, "already loaded"};
     loaded_ = true;
     load_request_ = *req;
@@ -141,6 +166,8 @@ class FakeWorker final : public strata::v1::Worker::Service {
   bool warm_ = false;
   int answer_limit_ = -1;  // -1: unlimited
   strata::v1::LoadShardRequest load_request_;
+  std::vector<strata::v1::LoadShardRequest> load_requests_;
+  std::vector<std::string> nccl_ids_;
   std::atomic<int> plans_received_{0};
 };
 

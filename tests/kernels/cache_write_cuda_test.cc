@@ -182,6 +182,53 @@ TEST_P(IndexerWriteCudaTest, MatchesCpuByteForByte) {
   }
 }
 
+// The fp8 write's rotation (shuffle stages below 32 lanes, register stages above) equals the CPU
+// twin's butterflies byte for byte at every supported head dim; others are refused.
+TEST(IndexerWriteCudaTest, Fp8RotationMatchesCpuAtEveryHeadDim) {
+  for (int D : {32, 64, 256, 512}) {
+    std::mt19937 rng(static_cast<unsigned>(D));
+    const int64_t num_blocks = 24;
+    const std::vector<int32_t> slots = MakeSlots(rng, num_blocks);
+    const std::vector<float> keys = MakeRows(rng, D, true);
+    kvcache::PagedCacheOptions opt;
+    opt.geometry.index_head_dim = D;
+    opt.geometry.indexer_dtype = IndexerCacheDType::kF8;
+    opt.num_blocks = num_blocks;
+    auto host = kvcache::IndexerKeyCache::Create(opt);
+    ASSERT_TRUE(host.ok()) << host.status();
+    ASSERT_TRUE(WriteIndexerCacheCpu({.num_tokens = kTokens,
+                                      .keys = keys.data(),
+                                      .keys_stride = D,
+                                      .slots = slots.data(),
+                                      .cache = (*host)->view()})
+                    .ok());
+    DeviceBuffer<uint8_t> pool((*host)->bytes());
+    pool.Fill(0);
+    DeviceBuffer<int32_t> d_slots(slots);
+    DeviceBuffer<uint16_t> d_keys(ToBf16(keys));
+    kvcache::IndexerCacheView view = (*host)->view();
+    view.data = pool.get();
+    WriteIndexerCacheCudaParams p{.num_tokens = kTokens,
+                                  .keys_dtype = DType::kBF16,
+                                  .keys = d_keys.get(),
+                                  .keys_stride = D,
+                                  .slots = d_slots.get(),
+                                  .cache = view};
+    ASSERT_EQ(WriteIndexerCacheCuda(p, nullptr), cudaSuccess);
+    SyncOrFail();
+    const std::vector<uint8_t> got = DeviceBytes(pool.get(), 0, (*host)->bytes());
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_EQ(got[i], (*host)->data()[i]) << "D " << D << " byte " << i;
+    }
+  }
+  WriteIndexerCacheCudaParams p{.num_tokens = 0, .keys_dtype = DType::kBF16};
+  p.cache = {.num_blocks = 1, .head_dim = 16, .dtype = IndexerCacheDType::kF8};
+  DeviceBuffer<uint8_t> pool(kvcache::IndexerBlockBytes(IndexerCacheDType::kF8, 16));
+  p.cache.block_stride = kvcache::IndexerBlockBytes(IndexerCacheDType::kF8, 16);
+  p.cache.data = pool.get();
+  EXPECT_EQ(WriteIndexerCacheCuda(p, nullptr), cudaErrorInvalidValue);  // D < 32
+}
+
 INSTANTIATE_TEST_SUITE_P(
     AllDtypes, IndexerWriteCudaTest,
     ::testing::Values(std::make_tuple(IndexerCacheDType::kF8, DType::kBF16, kLargePool),

@@ -19,6 +19,7 @@ using strata::testing::BF16HalfUlp;
 using strata::testing::DecodeIndexerKey;
 using strata::testing::DecodeLatentRow;
 using strata::testing::F8HalfUlp;
+using strata::testing::HadamardReference;
 using strata::testing::RandomVector;
 
 // Relative slack for the fp32 division before the fp8 rounding and the product after it.
@@ -168,10 +169,13 @@ TEST(CacheWriteTest, IndexerRoundTripUsesPowerOfTwoScales) {
     ASSERT_TRUE(WriteIndexer(**cache, keys, slots).ok());
     for (int t = 0; t < T; ++t) {
       const std::vector<float> got = DecodeIndexerKey((*cache)->data(), dtype, D, slots[t]);
+      // fp8 keys are stored rotated: compare with H·key.
+      std::vector<double> want(keys.begin() + t * D, keys.begin() + (t + 1) * D);
+      if (dtype == IndexerCacheDType::kF8) want = HadamardReference(&keys[t * D], D);
       double scale = 0.0;
       if (dtype == IndexerCacheDType::kF8) {
         double amax = 1e-4;
-        for (int i = 0; i < D; ++i) amax = std::max(amax, std::fabs(double{keys[t * D + i]}));
+        for (int i = 0; i < D; ++i) amax = std::max(amax, std::fabs(want[i]));
         scale = std::exp2(std::ceil(std::log2(amax / 448.0)));
         float stored;
         std::memcpy(&stored, (*cache)->data() + (slots[t] / 64) * 8448 + 8192 + 4 * (slots[t] % 64),
@@ -179,10 +183,13 @@ TEST(CacheWriteTest, IndexerRoundTripUsesPowerOfTwoScales) {
         ASSERT_EQ(stored, static_cast<float>(scale)) << "token " << t;
       }
       for (int i = 0; i < D; ++i) {
-        const double x = keys[t * D + i];
-        const double bound = dtype == IndexerCacheDType::kF32    ? 0.0
-                             : dtype == IndexerCacheDType::kBF16 ? BF16HalfUlp(x)
-                                                                 : scale * F8HalfUlp(x / scale);
+        const double x = want[i];
+        // fp8: the rotation's fp32 rounding (7 stages and a multiply) may move a value across an
+        // fp8 rounding boundary; kFp32Slack of the scale's range covers it.
+        const double bound = dtype == IndexerCacheDType::kF32 ? 0.0
+                             : dtype == IndexerCacheDType::kBF16
+                                 ? BF16HalfUlp(x)
+                                 : scale * F8HalfUlp(x / scale) + kFp32Slack * 448 * scale;
         ASSERT_LE(std::fabs(got[i] - x), bound) << "token " << t << " lane " << i;
       }
     }
@@ -217,7 +224,8 @@ TEST(CacheWriteTest, NegativeSlotsAreSkipped) {
   EXPECT_TRUE(AllZero((*latent)->data() + 71 * row_bytes, (*latent)->bytes() - 71 * row_bytes));
   const std::vector<float> got =
       DecodeIndexerKey((*indexer)->data(), IndexerCacheDType::kF8, 32, 3);
-  for (int i = 0; i < 32; ++i) EXPECT_NEAR(got[i], keys[2 * 32 + i], 1.0 / 16) << i;
+  const std::vector<double> want = HadamardReference(&keys[2 * 32], 32);  // fp8 keys are rotated
+  for (int i = 0; i < 32; ++i) EXPECT_NEAR(got[i], want[i], 1.0 / 16) << i;
   EXPECT_TRUE(AllZero((*indexer)->data(), 3 * 32));
 }
 
@@ -264,8 +272,58 @@ TEST(CacheWriteTest, WritesBlocksFarIntoALargePool) {
     const std::vector<float> key =
         DecodeIndexerKey((*indexer)->data(), IndexerCacheDType::kF8, 32, slots[t]);
     for (int i = 0; i < 144; ++i) ASSERT_NEAR(row[i], rows[t * 144 + i], 1.0 / 16) << t;
-    for (int i = 0; i < 32; ++i) ASSERT_NEAR(key[i], keys[t * 32 + i], 1.0 / 16) << t;
+    const std::vector<double> want = HadamardReference(&keys[t * 32], 32);  // stored rotated
+    for (int i = 0; i < 32; ++i) ASSERT_NEAR(key[i], want[i], 1.0 / 16) << t;
   }
+}
+
+// The rotation helper against the dense definition, for every power of two the caches use, and its
+// orthonormality: rotating twice gives the input back.
+TEST(CacheWriteTest, HadamardRotationMatchesTheDenseMatrix) {
+  std::mt19937 rng(7);
+  for (int n : {1, 2, 32, 64, 128, 256}) {
+    const std::vector<float> x = RandomVector(rng, n, -4.0f, 4.0f);
+    std::vector<float> got = x;
+    kvcache::IndexerHadamardRotate(got.data(), n);
+    const std::vector<double> want = HadamardReference(x.data(), n);
+    double norm = 0.0;
+    for (float v : x) norm += double{v} * v;
+    for (int i = 0; i < n; ++i) {
+      ASSERT_NEAR(got[i], want[i], 1e-6 * std::sqrt(norm)) << "n " << n << " lane " << i;
+    }
+    std::vector<double> twice(want);
+    kvcache::IndexerHadamardRotate(twice.data(), n);
+    for (int i = 0; i < n; ++i) ASSERT_NEAR(twice[i], x[i], 1e-12 * std::sqrt(norm)) << i;
+  }
+}
+
+// A key with one huge lane is stored rotated: every stored lane carries part of the huge one, and
+// the dequantised key rotated back is within one fp8 rounding (≤ 2^-4 of each stored lane, so
+// ≤ 2^-4 · |k| in norm, H being orthonormal) of the key.
+TEST(CacheWriteTest, Fp8IndexerKeysAreStoredRotated) {
+  std::mt19937 rng(8);
+  const int D = 128;
+  auto cache = kvcache::IndexerKeyCache::Create(
+      Options(512, 64, D, LatentCacheDType::kBF16, IndexerCacheDType::kF8, 1));
+  ASSERT_TRUE(cache.ok());
+  std::vector<float> key = RandomVector(rng, D);
+  key[77] = 300.0f;
+  ASSERT_TRUE(WriteIndexer(**cache, key, {9}).ok());
+  std::vector<float> stored(D);
+  ASSERT_TRUE((*cache)->ReadKey(9, absl::MakeSpan(stored)).ok());
+  const std::vector<double> back = HadamardReference(stored.data(), D);  // H⁻¹ = H
+  double err2 = 0.0, norm2 = 0.0;
+  for (int i = 0; i < D; ++i) {
+    EXPECT_GT(std::fabs(stored[i]), 300.0 / std::sqrt(D) / 2) << "lane " << i << " not mixed";
+    err2 += (back[i] - key[i]) * (back[i] - key[i]);
+    norm2 += double{key[i]} * key[i];
+  }
+  EXPECT_LE(std::sqrt(err2), 0.0625 * std::sqrt(norm2));
+  EXPECT_GT(std::sqrt(err2), 0.0);  // it was quantised
+  kvcache::PagedCacheOptions odd =
+      Options(512, 64, 96, LatentCacheDType::kBF16, IndexerCacheDType::kF8, 1);
+  EXPECT_EQ(kvcache::IndexerKeyCache::Create(odd).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

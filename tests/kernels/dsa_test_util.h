@@ -77,6 +77,20 @@ inline std::vector<float> DecodeIndexerKey(const uint8_t* pool, kvcache::Indexer
   return out;
 }
 
+// H·x for the orthonormal Sylvester–Hadamard matrix of order n = x.size() (a power of two),
+// H[i][j] = (−1)^popcount(i & j) / √n, as a dense product in double: the reference the fp8
+// indexer keys are rotated by (kvcache/layout.h), written without the library's butterflies.
+template <typename T>
+std::vector<double> HadamardReference(const T* x, int n) {
+  std::vector<double> out(n, 0.0);
+  for (int i = 0; i < n; ++i) {
+    double sum = 0.0;
+    for (int j = 0; j < n; ++j) sum += (__builtin_popcount(i & j) % 2 ? -1.0 : 1.0) * x[j];
+    out[i] = sum / std::sqrt(static_cast<double>(n));
+  }
+  return out;
+}
+
 // Half the spacing of fp8 E4M3 values around |v| (v already divided by its scale, <= 448).
 inline double F8HalfUlp(double v) {
   const double a = std::fabs(v);

@@ -17,6 +17,7 @@ namespace {
 
 using kvcache::IndexerCacheDType;
 using strata::testing::DecodeIndexerKey;
+using strata::testing::HadamardReference;
 using strata::testing::RandomVector;
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
@@ -30,6 +31,19 @@ double ReferenceScore(const float* q, const float* w, int heads, int dim, double
   for (int h = 0; h < heads; ++h) {
     double dot = 0.0;
     for (int d = 0; d < dim; ++d) dot += double{q[h * dim + d]} * key[d];
+    total += w[h] * std::max(0.0, dot * scale);
+  }
+  return total;
+}
+
+// The same against a stored fp8 key, which is H·k (kvcache/layout.h): (H·q[h]) · stored.
+double ReferenceScoreRotated(const float* q, const float* w, int heads, int dim, double scale,
+                             const std::vector<float>& stored) {
+  double total = 0.0;
+  for (int h = 0; h < heads; ++h) {
+    const std::vector<double> hq = HadamardReference(q + h * dim, dim);
+    double dot = 0.0;
+    for (int d = 0; d < dim; ++d) dot += hq[d] * stored[d];
     total += w[h] * std::max(0.0, dot * scale);
   }
   return total;
@@ -106,8 +120,11 @@ TEST(IndexerLogitsTest, RaggedMatchesTheFormulaForEveryKeyDtype) {
             continue;
           }
           const std::vector<float> key(keys.begin() + j * D, keys.begin() + (j + 1) * D);
-          ExpectLogit(got, ReferenceScore(&q[t * heads * D], &w[t * heads], heads, D, scale, key),
-                      t, j);
+          const double want =
+              key_dtype == DType::kF8E4M3
+                  ? ReferenceScoreRotated(&q[t * heads * D], &w[t * heads], heads, D, scale, key)
+                  : ReferenceScore(&q[t * heads * D], &w[t * heads], heads, D, scale, key);
+          ExpectLogit(got, want, t, j);
         }
       }
       ke[3] = static_cast<int32_t>(N + 1);  // past the keys
@@ -206,8 +223,11 @@ TEST(IndexerLogitsTest, PagedReadsKeysThroughTheBlockTable) {
           }
           const std::vector<float> key =
               DecodeIndexerKey((*cache)->data(), dtype, D, kvcache::SlotForPosition(row, pos));
-          ExpectLogit(got, ReferenceScore(&q[t * H * D], &wts[t * H], H, D, p.softmax_scale, key),
-                      t, pos);
+          const double want =
+              dtype == IndexerCacheDType::kF8
+                  ? ReferenceScoreRotated(&q[t * H * D], &wts[t * H], H, D, p.softmax_scale, key)
+                  : ReferenceScore(&q[t * H * D], &wts[t * H], H, D, p.softmax_scale, key);
+          ExpectLogit(got, want, t, pos);
         }
       }
       // Malformed requests are refused.
@@ -220,6 +240,63 @@ TEST(IndexerLogitsTest, PagedReadsKeysThroughTheBlockTable) {
       p.cache.num_blocks = 65600;  // block 65600 no longer in the pool
       EXPECT_EQ(IndexerPagedLogitsCpu(p).code(), absl::StatusCode::kOutOfRange);
     }
+  }
+}
+
+// Callers pass q and k unrotated: through an fp8 cache the logits are those of the original keys
+// up to one fp8 rounding per stored lane. Bound per head: |(H·q) · e| <= |q| · |e| with
+// |e| <= 2^-4 · |k| (H orthonormal), and relu is 1-Lipschitz.
+TEST(IndexerLogitsTest, Fp8CacheScoresTheUnrotatedKeys) {
+  std::mt19937 rng(15);
+  const int D = 64, H = 8, len = 100;
+  kvcache::PagedCacheOptions o;
+  o.geometry.index_head_dim = D;
+  o.geometry.indexer_dtype = IndexerCacheDType::kF8;
+  o.num_blocks = 2;
+  auto cache = kvcache::IndexerKeyCache::Create(o);
+  ASSERT_TRUE(cache.ok());
+  kvcache::BlockTables tables(2);
+  ASSERT_TRUE(tables.AddSequence({1, 0}, len).ok());
+  const kvcache::BlockTableView bt = tables.view();
+  std::vector<float> keys = RandomVector(rng, len * D);
+  for (int j = 0; j < len; ++j) keys[j * D + 5] *= 40.0f;  // a large lane, as trained keys have
+  std::vector<int32_t> slots(len);
+  for (int p = 0; p < len; ++p) {
+    slots[p] = static_cast<int32_t>(kvcache::SlotForPosition(kvcache::BlockTableRow(bt, 0), p));
+  }
+  ASSERT_TRUE(WriteIndexerCacheCpu({len, keys.data(), D, slots.data(), (*cache)->view()}).ok());
+  const std::vector<float> q = RandomVector(rng, H * D);
+  const std::vector<float> w = RandomVector(rng, H);
+  const int32_t row_seq = 0, row_len = len;
+  std::vector<float> logits(len);
+  IndexerPagedLogitsParams p;
+  p.num_tokens = 1;
+  p.num_heads = H;
+  p.max_cols = len;
+  p.softmax_scale = 1.0f / std::sqrt(static_cast<float>(D));
+  p.q = q.data();
+  p.q_token_stride = H * D;
+  p.q_head_stride = D;
+  p.weights = w.data();
+  p.weights_token_stride = H;
+  p.row_seq = &row_seq;
+  p.row_lens = &row_len;
+  p.block_table = bt;
+  p.cache = (*cache)->view();
+  p.logits = logits.data();
+  p.logits_stride = len;
+  ASSERT_TRUE(IndexerPagedLogitsCpu(p).ok());
+  for (int j = 0; j < len; ++j) {
+    const std::vector<float> key(keys.begin() + j * D, keys.begin() + (j + 1) * D);
+    double bound = 0.0, knorm = 0.0;
+    for (float v : key) knorm += double{v} * v;
+    for (int h = 0; h < H; ++h) {
+      double qnorm = 0.0;
+      for (int d = 0; d < D; ++d) qnorm += double{q[h * D + d]} * q[h * D + d];
+      bound += std::fabs(w[h]) * std::sqrt(qnorm * knorm) * 0.0625 * p.softmax_scale;
+    }
+    EXPECT_NEAR(logits[j], ReferenceScore(q.data(), w.data(), H, D, p.softmax_scale, key), bound)
+        << "key " << j;
   }
 }
 

@@ -142,6 +142,35 @@ TEST(IndexerTopkCudaTest, FewLongRowsUseTheSplitPath) {
   }
 }
 
+// The split radix path (few rows of 16K .. 512K columns): aligned and unaligned (scalar) rows,
+// begin offsets, rows shorter than K and empty rows, shuffled and ascending values.
+TEST(IndexerTopkCudaTest, FewRowsUseTheSplitRadixPath) {
+  std::mt19937 rng(9);
+  const int K = 2048;
+  const struct {
+    int rows;
+    int64_t stride;
+    Order order;
+  } kShapes[] = {{1, 131072, Order::kShuffled},
+                 {3, 131075, Order::kShuffled},
+                 {16, 40000, Order::kAscending},
+                 {32, 20000, Order::kShuffled}};
+  for (const auto& shape : kShapes) {
+    const int T = shape.rows;
+    const int64_t stride = shape.stride;
+    const IndexerTopkPlan plan = PlanIndexerTopkCuda(T, K, stride, NumSms());
+    ASSERT_TRUE(plan.radix) << T << " x " << stride;
+    std::vector<int32_t> begin(T, 0), end(T, static_cast<int32_t>(stride));
+    for (int t = 0; t < T; ++t) {
+      if (t % 4 == 1) begin[t] = static_cast<int32_t>(rng() % 1000);
+      if (t % 4 == 2) end[t] = static_cast<int32_t>(begin[t] + rng() % (K + 1));  // <= K columns
+      if (t % 8 == 3) end[t] = begin[t];                                          // empty
+    }
+    const std::vector<float> logits = DistinctLogits(rng, T, stride, K, begin, end, shape.order);
+    ExpectTopkMatchesCpu(T, K, stride, logits, begin, end, /*pass_begin=*/true);
+  }
+}
+
 TEST(IndexerTopkCudaTest, AscendingRowsForceRepeatedCompaction) {
   std::mt19937 rng(4);
   const int T = 140, K = 2048;  // more rows than SMs: one CTA streams each whole row
@@ -261,10 +290,13 @@ void MakeTables(std::mt19937& rng, const std::vector<int32_t>& lens, int64_t num
   out->device_view.seq_lens = out->seq_lens.get();
 }
 
-TEST(IndexerTopkCudaTest, FusedSlotsMatchMapTopkToSlotsCpu) {
+class FusedSlotsTest : public ::testing::TestWithParam<int64_t> {};
+
+// Short rows (one CTA a row) and long ones (the split radix path, which maps as it writes).
+TEST_P(FusedSlotsTest, MatchMapTopkToSlotsCpu) {
   std::mt19937 rng(5);
-  const int T = 64, K = 2048;
-  const int64_t stride = 5000, num_blocks = 70000;
+  const int64_t stride = GetParam(), num_blocks = 70000;
+  const int T = stride >= 16384 ? 32 : 64, K = 2048;
   std::vector<int32_t> lens(T), begin(T, 0), end(T), row_seq(T), row_lens(T);
   for (int t = 0; t < T; ++t) {
     lens[t] = static_cast<int32_t>(1 + rng() % stride);
@@ -313,7 +345,10 @@ TEST(IndexerTopkCudaTest, FusedSlotsMatchMapTopkToSlotsCpu) {
   int high_ids = 0;
   for (int32_t s : slots) high_ids += s >= (1 << 16) * 64;
   EXPECT_GT(high_ids, 0);
+  EXPECT_EQ(plan.radix, stride >= 16384);
 }
+
+INSTANTIATE_TEST_SUITE_P(RowLengths, FusedSlotsTest, ::testing::Values(5000, 40000));
 
 TEST(IndexerTopkCudaTest, MapTopkToSlotsMatchesCpuWithPaddedRows) {
   std::mt19937 rng(6);
@@ -369,9 +404,19 @@ TEST(IndexerTopkCudaTest, RejectsMalformedParams) {
   p.topk = 4;
   EXPECT_EQ(IndexerTopkCuda(p, IndexerTopkPlan{}, nullptr, nullptr), cudaErrorInvalidValue);
   EXPECT_EQ(PlanIndexerTopkCuda(1000, 2048, 8192, 132).num_splits, 1);
-  const IndexerTopkPlan plan = PlanIndexerTopkCuda(1, 2048, 131072, 132);
-  EXPECT_EQ(plan.num_splits, 16);
-  EXPECT_EQ(plan.workspace_bytes, size_t{16} * 2048 * 8);
+  IndexerTopkPlan plan = PlanIndexerTopkCuda(1, 2048, 1 << 20, 132);  // too long for radix
+  EXPECT_FALSE(plan.radix);
+  EXPECT_EQ(plan.num_splits, 64);
+  EXPECT_EQ(plan.workspace_bytes, size_t{64} * 2048 * 8);
+  plan = PlanIndexerTopkCuda(1, 2048, 131072, 132);
+  EXPECT_TRUE(plan.radix);
+  EXPECT_EQ(plan.num_splits, 32);  // 4096 columns a CTA
+  EXPECT_GT(plan.workspace_bytes, size_t{0});
+  EXPECT_FALSE(PlanIndexerTopkCuda(33, 2048, 131072, 132).radix);  // more rows: other paths
+  p.topk_pos = reinterpret_cast<int32_t*>(16);
+  p.logits = reinterpret_cast<const float*>(16);
+  p.col_end = reinterpret_cast<const int32_t*>(16);
+  EXPECT_EQ(IndexerTopkCuda(p, plan, nullptr, nullptr), cudaErrorInvalidValue);  // no workspace
 }
 
 }  // namespace

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cpu/routing_sigmoid.h"
 
 namespace strata::kernels {
 namespace {
@@ -176,6 +178,33 @@ TEST(MoeRoutingCpuTest, RejectsBadParams) {
                               .expert_ids = ids.data(),
                               .weights = w.data()})
                    .ok());
+}
+
+// The portable sigmoid shared with the CUDA router is within a few fp32 ulp of the exact value
+// (double precision) over the whole range, including the tails and the special values. Below
+// x = −88.7 exp(−x) overflows, so the score is 0 instead of a subnormal (as 1 / (1 + expf(−x))).
+TEST(RoutingSigmoidTest, MatchesDoublePrecisionSigmoid) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> wide(-120.0f, 120.0f), narrow(-8.0f, 8.0f);
+  for (int i = 0; i < 200000; ++i) {
+    const float x = i % 2 == 0 ? wide(rng) : narrow(rng);
+    const double want = Sigmoid(static_cast<double>(x));
+    const float got = routing::Sigmoid(x);
+    EXPECT_LE(std::abs(got - want),
+              4 * std::numeric_limits<float>::epsilon() * want + (x < -88.0f ? 1e-38 : 0.0))
+        << x;
+    const float e = routing::PortableExp(x * 0.7f);
+    const double e_want = std::exp(static_cast<double>(x * 0.7f));
+    if (e_want < 3e38 && e_want > 1e-37) {
+      EXPECT_LE(std::abs(e - e_want), 2 * std::numeric_limits<float>::epsilon() * e_want) << x;
+    }
+  }
+  EXPECT_EQ(routing::Sigmoid(0.0f), 0.5f);
+  EXPECT_EQ(routing::Sigmoid(200.0f), 1.0f);
+  EXPECT_EQ(routing::Sigmoid(-200.0f), 0.0f);
+  EXPECT_EQ(routing::Sigmoid(INFINITY), 1.0f);
+  EXPECT_EQ(routing::Sigmoid(-INFINITY), 0.0f);
+  EXPECT_TRUE(std::isnan(routing::Sigmoid(NAN)));
 }
 
 }  // namespace

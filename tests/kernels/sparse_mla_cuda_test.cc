@@ -353,9 +353,13 @@ TEST(SparseMlaCudaTest, StridesAndPlanForMoreTokens) {
                  .plan_tokens = 64});
 }
 
-TEST(SparseMlaCudaTest, MergeSplitsMatchesCpu) {
+class MergeSplitsTest : public testing::TestWithParam<int> {};
+
+// Split counts that take each of the merge's layouts (1, 2, 4 and 8 split lanes; 37 is more than
+// the unrolling).
+TEST_P(MergeSplitsTest, MatchesCpu) {
   std::mt19937 rng(std::random_device{}());
-  const int S = 37, T = 3, nH = 4, L = 512;  // more splits than the merge's unrolling
+  const int S = GetParam(), T = 3, nH = 4, L = 512;
   std::vector<float> part = [&] {
     std::uniform_real_distribution<float> d(-1, 1);
     std::vector<float> v(static_cast<size_t>(S) * T * nH * L);
@@ -419,6 +423,8 @@ TEST(SparseMlaCudaTest, MergeSplitsMatchesCpu) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(SplitCounts, MergeSplitsTest, testing::Values(1, 2, 5, 37));
 
 TEST(SparseMlaCudaTest, RejectsParamsThatDisagreeWithThePlan) {
   auto plan = PlanSparseMla({.max_tokens = 4, .num_heads = 16, .topk = 64, .device = Limits()});

@@ -31,6 +31,15 @@ TEST(LayoutTest, RefusesGeometryThatCannotBeLaidOut) {
   EXPECT_TRUE(ValidateGeometry(g).ok());
   g.index_head_dim = 0;
   EXPECT_FALSE(ValidateGeometry(g).ok());
+  // fp8 indexer keys are Hadamard-rotated: the head dim must be a power of two.
+  g.index_head_dim = 96;
+  g.indexer_dtype = IndexerCacheDType::kF8;
+  EXPECT_EQ(ValidateGeometry(g).code(), absl::StatusCode::kInvalidArgument);
+  g.indexer_dtype = IndexerCacheDType::kBF16;
+  EXPECT_TRUE(ValidateGeometry(g).ok());
+  g.indexer_dtype = IndexerCacheDType::kF8;
+  g.has_indexer = false;
+  EXPECT_TRUE(ValidateGeometry(g).ok());
 }
 
 }  // namespace

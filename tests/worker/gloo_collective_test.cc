@@ -1,5 +1,6 @@
 // The Gloo all-reduce between two ranks in two threads: the sum is right and identical on both,
-// and a peer that vanishes or never arrives is an error within the timeout, not a hang.
+// whether the ranks meet in a directory or in the gRPC rendezvous store, and a peer that vanishes
+// or never arrives is an error within the timeout, not a hang.
 #include "worker/dataplane/gloo_collective.h"
 
 #include <stdlib.h>
@@ -9,8 +10,10 @@
 #include <random>
 #include <thread>
 
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/common/test_files.h"
+#include "worker/dataplane/rendezvous_store.h"
 
 namespace strata::dataplane {
 namespace {
@@ -121,11 +124,66 @@ TEST_F(GlooCollectiveTest, AbsentPeerFailsTheRendezvous) {
   std::printf("absent peer: %s\n", c.status().ToString().c_str());
 }
 
+// The ranks meet in a strata.v1.Rendezvous store over gRPC (TP rank 0's worker serves it) instead
+// of a shared directory.
+TEST_F(GlooCollectiveTest, RanksMeetInTheGrpcRendezvousStore) {
+  RendezvousStore store;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&store);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_TRUE(server != nullptr && port != 0);
+  auto options = [&](int rank) {
+    GlooCollectiveOptions o = Options(rank);
+    o.store_dir.clear();
+    o.store_address = "127.0.0.1:" + std::to_string(port);
+    o.prefix = "rdv-stage0";
+    return o;
+  };
+  absl::StatusOr<std::unique_ptr<model::Collective>> c[2];
+  std::thread peer([&] { c[1] = CreateGlooCollective(options(1)); });
+  c[0] = CreateGlooCollective(options(0));
+  peer.join();
+  ASSERT_TRUE(c[0].ok()) << c[0].status();
+  ASSERT_TRUE(c[1].ok()) << c[1].status();
+  Tensor x[2] = {Tensor::Zeros(DType::kF32, {3}), Tensor::Zeros(DType::kF32, {3})};
+  for (int i = 0; i < 3; ++i) {
+    x[0].data<float>()[i] = static_cast<float>(i);
+    x[1].data<float>()[i] = 10.0f * static_cast<float>(i);
+  }
+  absl::Status s1;
+  std::thread t([&] { s1 = (*c[1])->AllReduceSum(x[1]); });
+  const absl::Status s0 = (*c[0])->AllReduceSum(x[0]);
+  t.join();
+  ASSERT_TRUE(s0.ok() && s1.ok()) << s0 << " " << s1;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(x[0].data<float>()[i], 11.0f * static_cast<float>(i));
+    EXPECT_EQ(x[1].data<float>()[i], 11.0f * static_cast<float>(i));
+  }
+  // Both ranks' addresses are in the store under "<prefix>/", the form rank 0 keeps when a new
+  // incarnation of its group begins (StageEngine drops every other key).
+  EXPECT_GE(store.size(), 2u);
+  const size_t keys = store.size();
+  store.DropAllExcept("rdv-stage0/");
+  EXPECT_EQ(store.size(), keys);
+  // A lone rank of a new incarnation times out instead of reading the old keys.
+  GlooCollectiveOptions lone = options(0);
+  lone.prefix = "rdv2-stage0";
+  lone.timeout = absl::Seconds(1);
+  auto alone = CreateGlooCollective(lone);
+  EXPECT_EQ(alone.status().code(), absl::StatusCode::kDeadlineExceeded) << alone.status();
+  server->Shutdown(std::chrono::system_clock::now());
+}
+
 TEST_F(GlooCollectiveTest, RefusesBadOptions) {
   GlooCollectiveOptions o = Options(2);
   EXPECT_EQ(CreateGlooCollective(o).status().code(), absl::StatusCode::kInvalidArgument);
   o = Options(0);
-  o.store_dir.clear();
+  o.store_dir.clear();  // no store at all
+  EXPECT_EQ(CreateGlooCollective(o).status().code(), absl::StatusCode::kInvalidArgument);
+  o = Options(0);
+  o.store_address = "127.0.0.1:1";  // two stores
   EXPECT_EQ(CreateGlooCollective(o).status().code(), absl::StatusCode::kInvalidArgument);
 }
 

@@ -76,7 +76,12 @@ TEST(WorkerServiceTest, ControlPlaneAndSingleStageGeneration) {
   hs.mutable_protocol_version()->set_major(1);
   ASSERT_TRUE(stub->Handshake(Ctx().get(), hs, &hr).ok());
   EXPECT_TRUE(hr.capabilities().ucx());
+  EXPECT_TRUE(hr.capabilities().gloo());
+  EXPECT_FALSE(hr.capabilities().nccl());  // a CPU worker
   EXPECT_FALSE(hr.data_plane_address().empty());
+  hs.set_create_nccl_unique_id(true);  // only GPU workers create NCCL ids
+  EXPECT_EQ(stub->Handshake(Ctx().get(), hs, &hr).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  hs.set_create_nccl_unique_id(false);
 
   EXPECT_EQ(HealthStatus(channel, ""), 1);                  // live
   EXPECT_EQ(HealthStatus(channel, "strata.v1.Worker"), 2);  // not ready before Warmup
@@ -88,11 +93,15 @@ TEST(WorkerServiceTest, ControlPlaneAndSingleStageGeneration) {
   v1::LoadShardResponse lr;
   v1::LoadShardRequest bad = Shard(0, 4);
   bad.set_tp_size(2);
-  EXPECT_EQ(stub->LoadShard(Ctx().get(), bad, &lr).error_code(),  // TP collectives are Gloo here
+  EXPECT_EQ(stub->LoadShard(Ctx().get(), bad, &lr).error_code(),  // no TP transport named
             grpc::StatusCode::UNIMPLEMENTED);
-  bad.mutable_data_plane()->set_tp_transport(v1::TRANSPORT_GLOO);
-  EXPECT_EQ(stub->LoadShard(Ctx().get(), bad, &lr).error_code(),  // started without --tp-store-dir
+  bad.mutable_data_plane()->set_tp_transport(v1::TRANSPORT_NCCL);
+  EXPECT_EQ(stub->LoadShard(Ctx().get(), bad, &lr).error_code(),  // NCCL needs a GPU worker
             grpc::StatusCode::FAILED_PRECONDITION);
+  bad.mutable_data_plane()->set_tp_transport(v1::TRANSPORT_GLOO);
+  // Neither TP rank 0's worker_address (its rendezvous store) nor --tp-store-dir.
+  EXPECT_EQ(stub->LoadShard(Ctx().get(), bad, &lr).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(stub->LoadShard(Ctx().get(), Shard(1, 3), &lr).error_code(),  // layer 1 is shared
             grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(stub->LoadShard(Ctx().get(), Shard(0, 9), &lr).error_code(),

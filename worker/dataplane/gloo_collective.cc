@@ -2,15 +2,21 @@
 
 #include <chrono>
 #include <exception>
+#include <memory>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gloo/allreduce.h"
+#include "gloo/common/error.h"
 #include "gloo/math.h"
 #include "gloo/rendezvous/context.h"
 #include "gloo/rendezvous/file_store.h"
 #include "gloo/rendezvous/prefix_store.h"
 #include "gloo/transport/tcp/device.h"
+#include "worker/dataplane/rendezvous_store.h"
 
 namespace strata::dataplane {
 namespace {
@@ -24,6 +30,41 @@ absl::Status FromException(const std::exception& e, absl::string_view what) {
   const std::string text = absl::StrCat("gloo ", what, ": ", message);
   return timed_out ? absl::DeadlineExceededError(text) : absl::UnavailableError(text);
 }
+
+// gloo's Store over a strata.v1.Rendezvous server. Gloo expects failures as exceptions; a missing
+// key past the timeout throws an IoException saying "timed out" (FromException maps it).
+class GrpcStore : public gloo::rendezvous::Store {
+ public:
+  GrpcStore(const std::string& address, std::chrono::milliseconds timeout)
+      : client_(address), timeout_(timeout) {}
+
+  void set(const std::string& key, const std::vector<char>& data) override {
+    Throw(client_.Set(key, std::string(data.begin(), data.end()), Deadline(timeout_)));
+  }
+  std::vector<char> get(const std::string& key) override {
+    absl::StatusOr<std::vector<std::string>> v = client_.Get({key}, Deadline(timeout_));
+    Throw(v.status());
+    return std::vector<char>((*v)[0].begin(), (*v)[0].end());
+  }
+  void wait(const std::vector<std::string>& keys) override { wait(keys, timeout_); }
+  void wait(const std::vector<std::string>& keys,
+            const std::chrono::milliseconds& timeout) override {
+    Throw(client_.Get(keys, Deadline(timeout)).status());
+  }
+
+ private:
+  static absl::Time Deadline(std::chrono::milliseconds timeout) {
+    return absl::Now() + absl::FromChrono(timeout);
+  }
+  static void Throw(const absl::Status& s) {
+    if (s.ok()) return;
+    const std::string prefix = absl::IsDeadlineExceeded(s) ? "timed out: " : "";
+    throw gloo::IoException(prefix + std::string(s.message()));
+  }
+
+  RendezvousClient client_;
+  std::chrono::milliseconds timeout_;
+};
 
 class GlooCollective : public model::Collective {
  public:
@@ -68,22 +109,31 @@ absl::StatusOr<std::unique_ptr<model::Collective>> CreateGlooCollective(
     return absl::InvalidArgumentError(
         absl::StrCat("gloo rank ", o.rank, " of ", o.size, " is not in [0, size)"));
   }
-  if (o.store_dir.empty()) return absl::InvalidArgumentError("gloo needs a store directory");
+  if (o.store_dir.empty() == o.store_address.empty()) {
+    return absl::InvalidArgumentError(
+        "gloo needs exactly one rendezvous store: a store address or a directory");
+  }
   if (o.timeout <= absl::ZeroDuration()) return absl::InvalidArgumentError("gloo timeout <= 0");
   const std::chrono::milliseconds timeout(absl::ToInt64Milliseconds(o.timeout));
   try {
     gloo::transport::tcp::attr attr;
     attr.hostname = o.host;
     std::shared_ptr<gloo::transport::Device> device = gloo::transport::tcp::CreateDevice(attr);
-    gloo::rendezvous::FileStore file_store(o.store_dir);
-    gloo::rendezvous::PrefixStore store(o.prefix, file_store);
+    std::unique_ptr<gloo::rendezvous::Store> base;
+    if (o.store_address.empty()) {
+      base = std::make_unique<gloo::rendezvous::FileStore>(o.store_dir);
+    } else {
+      base = std::make_unique<GrpcStore>(o.store_address, timeout);
+    }
+    gloo::rendezvous::PrefixStore store(o.prefix, *base);
     auto context = std::make_shared<gloo::rendezvous::Context>(o.rank, o.size);
     context->setTimeout(timeout);
     context->connectFullMesh(store, device);
     return std::make_unique<GlooCollective>(std::move(context), timeout);
   } catch (const std::exception& e) {
-    return FromException(e, absl::StrCat("rendezvous of rank ", o.rank, " of ", o.size, " in ",
-                                         o.store_dir, " (", o.prefix, ")"));
+    return FromException(e, absl::StrCat("rendezvous of rank ", o.rank, " of ", o.size, " at ",
+                                         o.store_address.empty() ? o.store_dir : o.store_address,
+                                         " (", o.prefix, ")"));
   }
 }
 

@@ -1,8 +1,9 @@
 // model::Collective over Gloo (TCP transport): the all-reduce between the tensor-parallel ranks of
-// one pipeline stage. Ranks meet through a gloo::rendezvous::FileStore directory that every rank
-// can read and write (one host, or a shared filesystem; Debian's Gloo 2022 has no TCP store), under
-// a prefix naming the group. The directory and prefix must be fresh for each incarnation of a
-// group: the store's keys outlive the processes.
+// one pipeline stage, on host tensors. Ranks meet through a store under a prefix naming the group:
+// either the strata.v1.Rendezvous store that TP rank 0's worker serves over gRPC
+// (rendezvous_store.h; works across hosts and pods) or a gloo::rendezvous::FileStore directory
+// every rank can read and write (one host, or a shared filesystem). The prefix must be fresh for
+// each incarnation of a group: a FileStore's keys outlive the processes.
 #ifndef STRATA_WORKER_DATAPLANE_GLOO_COLLECTIVE_H_
 #define STRATA_WORKER_DATAPLANE_GLOO_COLLECTIVE_H_
 
@@ -18,8 +19,11 @@ namespace strata::dataplane {
 struct GlooCollectiveOptions {
   int rank = 0;
   int size = 1;
-  std::string store_dir;           // FileStore directory shared by the ranks; must exist
-  std::string prefix = "tp";       // separates groups sharing store_dir
+  // Exactly one of: host:port of a strata.v1.Rendezvous server, or a FileStore directory shared
+  // by the ranks (must exist).
+  std::string store_address;
+  std::string store_dir;
+  std::string prefix = "tp";       // separates groups sharing a store
   std::string host = "127.0.0.1";  // address this rank's Gloo TCP device binds and publishes
   // Bounds the rendezvous and every collective: a peer that never arrives or vanishes is an error
   // after at most this long.

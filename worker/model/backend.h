@@ -44,6 +44,27 @@ struct PagedView {
   const Tensor* token_seq = nullptr;     // [T] i32: the sequence of each token row
   const Tensor* positions = nullptr;     // [T] i64: the token's position in its sequence
   const Tensor* slot_mapping = nullptr;  // [T] i32: cache slot the token writes (< 0: none)
+  // Optional, computed once per step on the host by the model so that a device backend need not
+  // read positions back. When row_lens is null a backend derives all three from the tensors above.
+  const Tensor* row_lens = nullptr;  // [T] i32: positions + 1 (the causal prefix a token scores)
+  const Tensor* seq_lens = nullptr;  // [num_seqs] i32: the longest row_lens of each sequence
+  int64_t max_row_len = 0;           // max over row_lens
+};
+
+// Streams host bytes into device tensors through a bounded staging area (weight loading):
+//   ASSIGN_OR_RETURN(void* chunk, up.Begin(dst, offset, n));  fill n bytes;  up.Commit();
+// Chunks may be committed in any order and to any tensors; Finish waits for all of them.
+class Uploader {
+ public:
+  virtual ~Uploader() = default;
+  // The largest chunk Begin accepts, in bytes.
+  virtual int64_t max_chunk_bytes() const = 0;
+  // Host memory for bytes [offset, offset + bytes) of `dst` (contiguous, on the backend's device).
+  // Valid until Commit, which must come before the next Begin.
+  virtual absl::StatusOr<void*> Begin(const Tensor& dst, int64_t offset, int64_t bytes) = 0;
+  virtual absl::Status Commit() = 0;
+  // Waits until every committed chunk has reached the device.
+  virtual absl::Status Finish() = 0;
 };
 
 class Backend {
@@ -58,28 +79,49 @@ class Backend {
   // The dtype of the weight matrices (2-D and per-head 3-D projections, experts, embedding,
   // head); norm weights and biases and the MoE router (weight and bias) are always f32.
   virtual DType weight_dtype() const { return DType::kF32; }
+  // The cudaStream_t every operation of this backend is ordered on (null on the CPU). Work that
+  // others enqueue on the backend's tensors (NCCL collectives and transfers) goes on it too.
+  virtual void* stream() const { return nullptr; }
+  // The cache layouts a model on this backend uses unless told otherwise (ModelOptions): f32 on
+  // the CPU reference; bf16 latent and bf16 indexer caches on CUDA (the tuned kernels' layouts).
+  virtual kvcache::LatentCacheDType default_latent_cache() const {
+    return kvcache::LatentCacheDType::kF32;
+  }
+  virtual kvcache::IndexerCacheDType default_indexer_cache() const {
+    return kvcache::IndexerCacheDType::kF32;
+  }
   // A new uninitialised tensor on the backend's device.
   virtual absl::StatusOr<Tensor> NewTensor(DType dtype, Shape shape) = 0;
-  // Copies a host tensor to the device (or returns it as is on the CPU backend).
+  // Copies a host tensor to the device (or returns it as is on the CPU backend). Small tensors
+  // (per-step index vectors) may be copied asynchronously: the host tensor may be reused at once.
   virtual absl::StatusOr<Tensor> Upload(const Tensor& host) = 0;
-  // Copies a device tensor to a new host f32/i32/i64 tensor.
+  // Copies a device tensor to a new contiguous host tensor of the same dtype.
   virtual absl::StatusOr<Tensor> Download(const Tensor& device) = 0;
+  // A streaming uploader with about `staging_bytes` of staging memory (weight loading).
+  virtual absl::StatusOr<std::unique_ptr<Uploader>> NewUploader(int64_t staging_bytes) = 0;
 
-  // out[t] = table[ids[t]]. ids [T] i32; table [V, H]; out [T, H]. An id outside [0, V) is
-  // INVALID_ARGUMENT.
+  // out[t] = table[ids[t]]. ids [T] i32; table [V, H] (weight dtype); out [T, H] f32. An id outside
+  // [0, V) is INVALID_ARGUMENT on the CPU; the CUDA backend writes a zero row instead (it does not
+  // read ids back; the model validates them on the host first).
   virtual absl::Status Embedding(const Tensor& ids, const Tensor& table, Tensor& out) = 0;
-  // out = RMSNorm(x) · weight. x, out [T, D] (out may alias x).
+  // out = RMSNorm(x) · weight. x, out [T, D] (out may alias x when the dtypes agree); weight f32.
   virtual absl::Status RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
+  // The residual add fused with the norm after it: h += delta; out = RMSNorm(h) · weight.
+  // h [T, D] f32 (the residual stream); delta [T, D] f32 or the activation dtype; out [T, D] in
+  // the activation dtype.
+  virtual absl::Status AddRmsNorm(Tensor& h, const Tensor& delta, const Tensor& weight, float eps,
+                                  Tensor& out) = 0;
   // out = LayerNorm(x) · weight + bias.
   virtual absl::Status LayerNorm(const Tensor& x, const Tensor& weight, const Tensor& bias,
                                  float eps, Tensor& out) = 0;
-  // y = x · Wᵀ. x [T, K], w [N, K], y [T, N].
+  // y = x · Wᵀ. x [T, K], w [N, K], y [T, N]. y may be f32 where x and w are bf16 (fp32
+  // accumulation either way); an f32 w with a bf16 x computes in fp32 (the MoE router).
   virtual absl::Status Linear(const Tensor& x, const Tensor& w, Tensor& y) = 0;
   // Per head h: y[:, h, :] = x[:, h, :] · W[h] (W [nH, in, out]) or · W[h]ᵀ (W [nH, out, in]) when
   // transpose_w. x [T, nH, in] (rows may be strided), y [T, nH, out].
   virtual absl::Status HeadMatmul(const Tensor& x, const Tensor& w, bool transpose_w,
                                   Tensor& y) = 0;
-  // x += y, elementwise, same shape.
+  // x += y, elementwise, same shape; x f32, y f32 or the activation dtype.
   virtual absl::Status Add(Tensor& x, const Tensor& y) = 0;
   // dst = src, same dtype and shape, any strides.
   virtual absl::Status Copy(const Tensor& src, Tensor& dst) = 0;
@@ -101,7 +143,7 @@ class Backend {
   // Σ_h (w[t,h]·weight_scale)·relu(q[t,h]·k[j]·softmax_scale) over the token's causal prefix
   // [0, pos(t)] read through the block table; keeps the top_k largest and maps their positions
   // to cache slots. q [T, iH, iD] (roped), w [T, iH]. Returns slots [T, top_k] i32, -1 padded
-  // (a prefix shorter than top_k selects every position).
+  // (a prefix shorter than top_k selects every position). w is f32 and is scaled in place.
   virtual absl::StatusOr<Tensor> IndexerTopk(const Tensor& q, const Tensor& w, float weight_scale,
                                              float softmax_scale, int top_k, const PagedView& view,
                                              const LayerCache& cache) = 0;
@@ -111,7 +153,8 @@ class Backend {
                                  const LayerCache& cache, Tensor& out) = 0;
 
   // Routed experts of one MoE layer: y = Σ_k weight[t,k] · down_e(silu(gate_e x) · up_e x) for
-  // e = expert_ids[t,k]. x [T, H], expert_ids [T, K] i32, weights [T, K] f32, y [T, H] (written).
+  // e = expert_ids[t,k]. x [T, H] (activation dtype), expert_ids [T, K] i32, weights [T, K] f32,
+  // y [T, H] f32 (written).
   struct ExpertWeights {
     const Tensor* gate = nullptr;  // [I, H]
     const Tensor* up = nullptr;    // [I, H]

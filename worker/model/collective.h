@@ -15,10 +15,16 @@ class Collective {
 
   virtual int rank() const = 0;
   virtual int size() const = 0;
-  // x = Σ over the ranks of x, in place. x is a contiguous f32 host tensor of the same shape on
-  // every rank; every rank ends with bit-identical values. A peer that fails or vanishes is an
-  // error (DEADLINE_EXCEEDED or UNAVAILABLE) within the implementation's timeout, never a hang;
-  // after an error the collective is unusable.
+  // Whether AllReduceSum takes tensors that live on `device` as they are. The model copies a
+  // tensor on any other device through the host (an f32 host tensor every collective takes).
+  // Host collectives (Gloo) take the CPU only; a device collective (NCCL) takes its own GPU.
+  virtual bool Accepts(const Device& device) const { return device.is_cpu(); }
+  // x = Σ over the ranks of x, in place. x is contiguous, of the same shape and dtype on every
+  // rank, on a device the collective accepts; f32 always, other dtypes where the implementation
+  // says so. Every rank ends with bit-identical values. A device collective orders the reduction
+  // on its stream and returns once it completed. A peer that fails or vanishes is an error
+  // (DEADLINE_EXCEEDED or UNAVAILABLE) within the implementation's timeout, never a hang; after
+  // an error the collective is unusable.
   virtual absl::Status AllReduceSum(Tensor& x) = 0;
 };
 

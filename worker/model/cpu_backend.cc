@@ -70,6 +70,26 @@ absl::StatusOr<StepTable> MakeStepTable(const PagedView& pv) {
   return st;
 }
 
+// Host memory needs no staging: a chunk is written in place.
+class CpuUploader final : public Uploader {
+ public:
+  explicit CpuUploader(int64_t max_chunk) : max_chunk_(max_chunk) {}
+  int64_t max_chunk_bytes() const override { return max_chunk_; }
+  absl::StatusOr<void*> Begin(const Tensor& dst, int64_t offset, int64_t bytes) override {
+    if (!dst.device().is_cpu() || !dst.is_contiguous() || offset < 0 || bytes < 0 ||
+        bytes > max_chunk_ || offset + bytes > static_cast<int64_t>(dst.nbytes())) {
+      return absl::InvalidArgumentError(absl::StrCat("upload of bytes [", offset, ", ",
+                                                     offset + bytes, ") into ", dst.DebugString()));
+    }
+    return static_cast<char*>(dst.data()) + offset;
+  }
+  absl::Status Commit() override { return absl::OkStatus(); }
+  absl::Status Finish() override { return absl::OkStatus(); }
+
+ private:
+  int64_t max_chunk_;
+};
+
 class CpuBackend final : public Backend {
  public:
   Device device() const override { return Device::Cpu(); }
@@ -83,6 +103,9 @@ class CpuBackend final : public Backend {
     ASSIGN_OR_RETURN(Tensor out, Tensor::Empty(t.dtype(), t.shape()));
     RETURN_IF_ERROR(CopyCpu(t, out));
     return out;
+  }
+  absl::StatusOr<std::unique_ptr<Uploader>> NewUploader(int64_t staging_bytes) override {
+    return std::make_unique<CpuUploader>(std::max<int64_t>(staging_bytes, 1));
   }
 
   absl::Status Embedding(const Tensor& ids, const Tensor& table, Tensor& out) override {
@@ -107,6 +130,13 @@ class CpuBackend final : public Backend {
                                 .x = x.data<float>(),
                                 .weight = weight.data<float>(),
                                 .out = out.data<float>()});
+  }
+
+  // The residual add, then the norm: the same two kernels the unfused sequence runs.
+  absl::Status AddRmsNorm(Tensor& h, const Tensor& delta, const Tensor& weight, float eps,
+                          Tensor& out) override {
+    RETURN_IF_ERROR(Add(h, delta));
+    return RmsNorm(h, weight, eps, out);
   }
 
   absl::Status LayerNorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps,
@@ -173,6 +203,7 @@ class CpuBackend final : public Backend {
 
   absl::Status Add(Tensor& x, const Tensor& y) override {
     RETURN_IF_ERROR(CheckF32Rows(x, "add x"));
+    RETURN_IF_ERROR(CheckF32Rows(y, "add y"));
     RETURN_IF_ERROR(CheckShape(y, x.shape(), "add y"));
     return kernels::AxpyCpu({.rows = x.dim(0),
                              .dim = x.numel() / x.dim(0),

@@ -1,6 +1,8 @@
-// The CUDA backend: memory, dense operations and GEMMs (cuda_backend.h says what runs where).
+// The CUDA backend: creation, memory, uploads and downloads (cuda_backend.h says what runs where).
 #include "worker/model/cuda_backend.h"
 
+#include <atomic>
+#include <cstdint>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -12,12 +14,109 @@
 
 namespace strata::model {
 namespace cuda_internal {
+
+// Stream-ordered device memory (cudaMallocAsync / cudaFreeAsync on the backend's stream, from the
+// device's default pool with its release threshold raised so that freed memory is kept for
+// reuse): freeing a temporary never synchronises. The allocator owns the stream and lives until
+// the backend and every tensor it handed out are gone.
+class StreamAllocator final : public Allocator {
+ public:
+  StreamAllocator(int index, cudaStream_t stream) : index_(index), stream_(stream) {}
+  Device device() const override { return Device::Cuda(index_); }
+  cudaStream_t stream() const { return stream_; }
+
+  absl::StatusOr<void*> Allocate(size_t bytes) override {
+    CUDA_RETURN_IF_ERROR(cudaSetDevice(index_));
+    void* p = nullptr;
+    if (cudaError_t e = cudaMallocAsync(&p, (bytes + 255) / 256 * 256, stream_); e != cudaSuccess) {
+      cudaGetLastError();
+      return CudaStatus(e, absl::StrCat("cudaMallocAsync(", bytes, ") on cuda:", index_));
+    }
+    if (reinterpret_cast<uintptr_t>(p) % 256 != 0) {  // the Allocator contract
+      cudaFreeAsync(p, stream_);
+      return absl::InternalError("cudaMallocAsync returned memory not aligned to 256 bytes");
+    }
+    refs_.fetch_add(1, std::memory_order_relaxed);
+    return p;
+  }
+
+  void Free(void* ptr) override {
+    cudaSetDevice(index_);
+    cudaFreeAsync(ptr, stream_);
+    Unref();
+  }
+
+  // Drops one reference (the backend's, or an allocation's); the last one destroys the stream.
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    cudaSetDevice(index_);
+    cudaStreamSynchronize(stream_);
+    cudaStreamDestroy(stream_);
+    delete this;
+  }
+
+ private:
+  ~StreamAllocator() override = default;
+  int index_;
+  cudaStream_t stream_;
+  std::atomic<int64_t> refs_{1};  // the backend's
+};
+
 namespace {
 
-absl::Status CublasStatus(cublasStatus_t s, absl::string_view what) {
-  if (s == CUBLAS_STATUS_SUCCESS) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat(what, ": cuBLAS status ", static_cast<int>(s)));
-}
+// Two halves of a pinned buffer: the host fills one while the other is copied.
+class CudaUploader final : public Uploader {
+ public:
+  CudaUploader(Device device, cudaStream_t stream, void* pinned, int64_t half,
+               std::array<cudaEvent_t, 2> done)
+      : device_(device), stream_(stream), pinned_(pinned), half_(half), done_(done) {}
+  ~CudaUploader() override {
+    cudaStreamSynchronize(stream_);
+    for (cudaEvent_t e : done_) cudaEventDestroy(e);
+    cudaFreeHost(pinned_);
+  }
+
+  int64_t max_chunk_bytes() const override { return half_; }
+
+  absl::StatusOr<void*> Begin(const Tensor& dst, int64_t offset, int64_t bytes) override {
+    if (dst.device() != device_ || !dst.is_contiguous() || offset < 0 || bytes < 0 ||
+        bytes > half_ || offset + bytes > static_cast<int64_t>(dst.nbytes())) {
+      return absl::InvalidArgumentError(absl::StrCat("upload of bytes [", offset, ", ",
+                                                     offset + bytes, ") into ", dst.DebugString()));
+    }
+    CUDA_RETURN_IF_ERROR(cudaEventSynchronize(done_[current_]));  // this half's last copy
+    dst_ = static_cast<char*>(dst.data()) + offset;
+    bytes_ = bytes;
+    return static_cast<char*>(pinned_) + current_ * half_;
+  }
+
+  absl::Status Commit() override {
+    if (dst_ == nullptr) return absl::FailedPreconditionError("Commit without Begin");
+    if (bytes_ > 0) {
+      CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst_, static_cast<char*>(pinned_) + current_ * half_,
+                                           bytes_, cudaMemcpyHostToDevice, stream_));
+      CUDA_RETURN_IF_ERROR(cudaEventRecord(done_[current_], stream_));
+    }
+    dst_ = nullptr;
+    current_ ^= 1;
+    return absl::OkStatus();
+  }
+
+  absl::Status Finish() override {
+    CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+    return absl::OkStatus();
+  }
+
+ private:
+  Device device_;
+  cudaStream_t stream_;
+  void* pinned_;
+  int64_t half_;
+  std::array<cudaEvent_t, 2> done_;
+  int current_ = 0;
+  void* dst_ = nullptr;
+  int64_t bytes_ = 0;
+};
 
 // Shape [rows, cols] with unit inner stride and a row pitch, viewing a tensor whose dimensions
 // before the last collapse into rows with one stride (a column slice of a wider buffer, or heads
@@ -48,31 +147,51 @@ bool AsRows(const Tensor& t, Rows2d& out) {
 
 }  // namespace
 
+CudaBackend::CudaBackend(int index, StreamAllocator* allocator, std::unique_ptr<CudaGemm> gemm,
+                         kernels::CudaDeviceLimits limits, PinnedRing ring)
+    : index_(index),
+      allocator_(allocator),
+      stream_(allocator->stream()),
+      gemm_(std::move(gemm)),
+      limits_(limits),
+      ring_(ring) {}
+
 CudaBackend::~CudaBackend() {
   cudaSetDevice(index_);
   cudaStreamSynchronize(stream_);
-  cublasDestroy(cublas_);
-  cudaStreamDestroy(stream_);
+  gemm_.reset();
+  for (cudaEvent_t e : ring_.done) cudaEventDestroy(e);
+  cudaFreeHost(ring_.host);
+  allocator_->Unref();  // the stream lives on while tensors of this backend do
 }
 
-absl::Status CudaBackend::CheckDeviceRows(const Tensor& t, absl::string_view what) const {
-  if (!t.defined() || t.dtype() != DType::kF32 || t.device() != device() ||
-      t.stride(t.ndim() - 1) != 1) {
+absl::Status CudaBackend::CheckAct(const Tensor& t, absl::string_view what) const {
+  if (!t.defined() || (t.dtype() != DType::kF32 && t.dtype() != DType::kBF16) ||
+      t.device() != device() || t.stride(t.ndim() - 1) != 1) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, ": expected an f32 tensor on ", device().ToString(),
+        absl::StrCat(what, ": expected an f32 or bf16 tensor on ", device().ToString(),
                      " with contiguous rows, got ", t.defined() ? t.DebugString() : "undefined"));
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<Tensor> CudaBackend::NewTensor(DType dtype, Shape shape) {
-  ASSIGN_OR_RETURN(Tensor t, Tensor::Empty(dtype, std::move(shape), CudaAllocator(index_)));
+  ASSIGN_OR_RETURN(Tensor t, Tensor::Empty(dtype, std::move(shape), allocator_));
   // Byte tensors are the KV caches: zero them so a row read before it is written reads zeros, as
   // on the CPU backend.
   if (dtype == DType::kU8 && t.nbytes() > 0) {
     CUDA_RETURN_IF_ERROR(cudaMemsetAsync(t.data(), 0, t.nbytes(), stream_));
   }
   return t;
+}
+
+absl::StatusOr<void*> CudaBackend::Scratch(int64_t bytes) {
+  if (bytes <= 0) return nullptr;
+  if (!scratch_.defined() || static_cast<int64_t>(scratch_.nbytes()) < bytes) {
+    // The old buffer is freed in stream order, after the kernels that used it.
+    ASSIGN_OR_RETURN(scratch_, Tensor::Empty(DType::kU8, {bytes + bytes / 2}, allocator_));
+  }
+  return scratch_.data();
 }
 
 absl::StatusOr<Tensor> CudaBackend::Upload(const Tensor& host) {
@@ -85,10 +204,23 @@ absl::StatusOr<Tensor> CudaBackend::Upload(const Tensor& host) {
     ASSIGN_OR_RETURN(src, Tensor::Empty(host.dtype(), host.shape()));
     RETURN_IF_ERROR(CopyCpu(host, src));
   }
-  ASSIGN_OR_RETURN(Tensor out, Tensor::Empty(src.dtype(), src.shape(), CudaAllocator(index_)));
-  if (src.nbytes() == 0) return out;
+  ASSIGN_OR_RETURN(Tensor out, NewTensor(src.dtype(), src.shape()));
+  const int64_t bytes = static_cast<int64_t>(src.nbytes());
+  if (bytes == 0) return out;
+  if (bytes <= PinnedRing::kSlotBytes) {
+    // Small: through a pinned slot, no wait for the copy.
+    const int slot = ring_.next;
+    ring_.next = (ring_.next + 1) % PinnedRing::kSlots;
+    CUDA_RETURN_IF_ERROR(cudaEventSynchronize(ring_.done[slot]));
+    char* staged = static_cast<char*>(ring_.host) + slot * PinnedRing::kSlotBytes;
+    std::memcpy(staged, src.data(), bytes);
+    CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(out.data(), staged, bytes, cudaMemcpyHostToDevice, stream_));
+    CUDA_RETURN_IF_ERROR(cudaEventRecord(ring_.done[slot], stream_));
+    return out;
+  }
   CUDA_RETURN_IF_ERROR(
-      cudaMemcpyAsync(out.data(), src.data(), src.nbytes(), cudaMemcpyHostToDevice, stream_));
+      cudaMemcpyAsync(out.data(), src.data(), bytes, cudaMemcpyHostToDevice, stream_));
   CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
   return out;
 }
@@ -117,117 +249,21 @@ absl::StatusOr<Tensor> CudaBackend::Download(const Tensor& t) {
   return out;
 }
 
-absl::Status CudaBackend::Embedding(const Tensor& ids, const Tensor& table, Tensor& out) {
-  RETURN_IF_ERROR(CheckDeviceRows(out, "embedding out"));
-  // The contract refuses bad ids: read them back (T ints) and check on the host.
-  ASSIGN_OR_RETURN(Tensor host_ids, Download(ids));
-  for (int64_t i = 0; i < host_ids.numel(); ++i) {
-    const int32_t id = host_ids.data<int32_t>()[i];
-    if (id < 0 || id >= table.dim(0)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("embedding: id ", id, " outside [0, ", table.dim(0), ")"));
+absl::StatusOr<std::unique_ptr<Uploader>> CudaBackend::NewUploader(int64_t staging_bytes) {
+  const int64_t half = std::max<int64_t>(staging_bytes / 2, 4096);
+  CUDA_RETURN_IF_ERROR(cudaSetDevice(index_));
+  void* pinned = nullptr;
+  CUDA_RETURN_IF_ERROR(cudaHostAlloc(&pinned, 2 * half, cudaHostAllocDefault));
+  std::array<cudaEvent_t, 2> done{};
+  for (cudaEvent_t& e : done) {
+    if (cudaError_t err = cudaEventCreateWithFlags(&e, cudaEventDisableTiming);
+        err != cudaSuccess) {
+      cudaFreeHost(pinned);
+      return CudaStatus(err, "uploader event");
     }
   }
-  return CudaStatus(kernels::EmbeddingCuda({.num_ids = ids.dim(0),
-                                            .vocab_size = table.dim(0),
-                                            .dim = table.dim(1),
-                                            .out_stride = out.stride(0),
-                                            .table = table.data<float>(),
-                                            .ids = ids.data<int32_t>(),
-                                            .out = out.data<float>()},
-                                           stream_),
-                    "embedding");
-}
-
-absl::Status CudaBackend::RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
-  RETURN_IF_ERROR(CheckDeviceRows(x, "rms_norm x"));
-  if (out.shape() != x.shape()) return absl::InvalidArgumentError("rms_norm: out shape");
-  return CudaStatus(kernels::RmsNormCuda({.rows = x.dim(0),
-                                          .dim = x.dim(1),
-                                          .x_stride = x.stride(0),
-                                          .out_stride = out.stride(0),
-                                          .eps = eps,
-                                          .x = x.data<float>(),
-                                          .weight = weight.data<float>(),
-                                          .out = out.data<float>()},
-                                         stream_),
-                    "rms_norm");
-}
-
-absl::Status CudaBackend::LayerNorm(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                    float eps, Tensor& out) {
-  RETURN_IF_ERROR(CheckDeviceRows(x, "layer_norm x"));
-  if (out.shape() != x.shape()) return absl::InvalidArgumentError("layer_norm: out shape");
-  return CudaStatus(kernels::LayerNormCuda({.rows = x.dim(0),
-                                            .dim = x.dim(1),
-                                            .x_stride = x.stride(0),
-                                            .out_stride = out.stride(0),
-                                            .eps = eps,
-                                            .x = x.data<float>(),
-                                            .weight = weight.data<float>(),
-                                            .bias = bias.defined() ? bias.data<float>() : nullptr,
-                                            .out = out.data<float>()},
-                                           stream_),
-                    "layer_norm");
-}
-
-absl::Status CudaBackend::Linear(const Tensor& x, const Tensor& w, Tensor& y) {
-  RETURN_IF_ERROR(CheckDeviceRows(x, "linear x"));
-  RETURN_IF_ERROR(CheckDeviceRows(y, "linear y"));
-  if (!w.is_contiguous() || w.ndim() != 2 || w.dim(1) != x.dim(1) || x.ndim() != 2 ||
-      y.shape() != Shape{x.dim(0), w.dim(0)} || w.device() != device()) {
-    return absl::InvalidArgumentError(absl::StrCat("linear: x ", x.DebugString(), ", w ",
-                                                   w.DebugString(), ", y ", y.DebugString()));
-  }
-  if (x.dim(0) == 0 || w.dim(0) == 0) return absl::OkStatus();
-  // Row-major y = x·Wᵀ is column-major yᵀ[N, M] = W[N, K]·xᵀ[K, M].
-  const float one = 1.0f, zero = 0.0f;
-  return CublasStatus(
-      cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w.dim(0)),
-                   static_cast<int>(x.dim(0)), static_cast<int>(w.dim(1)), &one, w.data(),
-                   CUDA_R_32F, static_cast<int>(w.stride(0)), x.data(), CUDA_R_32F,
-                   static_cast<int>(x.stride(0)), &zero, y.data(), CUDA_R_32F,
-                   static_cast<int>(y.stride(0)), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-      "linear");
-}
-
-absl::Status CudaBackend::HeadMatmul(const Tensor& x, const Tensor& w, bool transpose_w,
-                                     Tensor& y) {
-  RETURN_IF_ERROR(CheckDeviceRows(x, "head_matmul x"));
-  RETURN_IF_ERROR(CheckDeviceRows(y, "head_matmul y"));
-  RETURN_IF_ERROR(CheckDeviceRows(w, "head_matmul w"));
-  const int64_t heads = w.dim(0), in = x.dim(2);
-  const int64_t out = transpose_w ? w.dim(1) : w.dim(2);
-  if (x.ndim() != 3 || x.dim(1) != heads || (transpose_w ? w.dim(2) : w.dim(1)) != in ||
-      y.shape() != Shape{x.dim(0), heads, out}) {
-    return absl::InvalidArgumentError(absl::StrCat("head_matmul: x ", x.DebugString(), ", w ",
-                                                   w.DebugString(), ", y ", y.DebugString()));
-  }
-  if (x.dim(0) == 0 || heads == 0) return absl::OkStatus();
-  // Per head, column-major yᵀ[out, T] = Bᵀ·xᵀ with B = W[h] ([in, out]) or W[h]ᵀ (W[h] [out, in]).
-  const float one = 1.0f, zero = 0.0f;
-  return CublasStatus(cublasGemmStridedBatchedEx(
-                          cublas_, transpose_w ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N,
-                          static_cast<int>(out), static_cast<int>(x.dim(0)), static_cast<int>(in),
-                          &one, w.data(), CUDA_R_32F, static_cast<int>(w.stride(1)), w.stride(0),
-                          x.data(), CUDA_R_32F, static_cast<int>(x.stride(0)), x.stride(1), &zero,
-                          y.data(), CUDA_R_32F, static_cast<int>(y.stride(0)), y.stride(1),
-                          static_cast<int>(heads), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                      "head_matmul");
-}
-
-absl::Status CudaBackend::Add(Tensor& x, const Tensor& y) {
-  RETURN_IF_ERROR(CheckDeviceRows(x, "add x"));
-  RETURN_IF_ERROR(CheckDeviceRows(y, "add y"));
-  if (y.shape() != x.shape()) return absl::InvalidArgumentError("add: shapes differ");
-  return CudaStatus(kernels::AxpyCuda({.rows = x.dim(0),
-                                       .dim = x.numel() / x.dim(0),
-                                       .x_stride = y.stride(0),
-                                       .y_stride = x.stride(0),
-                                       .x = y.data<float>(),
-                                       .y = x.data<float>()},
-                                      stream_),
-                    "add");
+  return std::unique_ptr<Uploader>(
+      std::make_unique<CudaUploader>(device(), stream_, pinned, half, done));
 }
 
 absl::Status CudaBackend::Copy(const Tensor& src, Tensor& dst) {
@@ -254,78 +290,59 @@ absl::Status CudaBackend::Copy(const Tensor& src, Tensor& dst) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Tensor> CudaBackend::GatherRows(const Tensor& x, const std::vector<int32_t>& rows) {
-  const int64_t n = static_cast<int64_t>(rows.size());
-  for (int32_t r : rows) {
-    if (r < 0 || r >= x.dim(0)) return absl::InvalidArgumentError(absl::StrCat("gather_rows: ", r));
+absl::StatusOr<Tensor> CudaBackend::Converted(const Tensor& x, DType dtype) {
+  if (x.dtype() == dtype) return x;
+  Rows2d r;
+  if (!AsRows(x, r)) {
+    return absl::UnimplementedError(absl::StrCat("dtype conversion of ", x.DebugString()));
   }
-  if (x.device().is_cpu()) {  // the runner gathers downloaded logits
-    if (x.dtype() != DType::kF32 || x.stride(1) != 1) {
-      return absl::InvalidArgumentError("gather_rows: f32 rows expected");
-    }
-    ASSIGN_OR_RETURN(Tensor out, Tensor::Empty(DType::kF32, {n, x.dim(1)}));
-    for (int64_t i = 0; i < n; ++i) {
-      std::memcpy(out.data<float>() + i * x.dim(1), x.data<float>() + rows[i] * x.stride(0),
-                  x.dim(1) * sizeof(float));
-    }
-    return out;
-  }
-  RETURN_IF_ERROR(CheckDeviceRows(x, "gather_rows x"));
-  ASSIGN_OR_RETURN(Tensor out, NewTensor(DType::kF32, {n, x.dim(1)}));
-  if (n == 0) return out;
-  ASSIGN_OR_RETURN(Tensor index, UploadVector(rows, DType::kI32));
-  RETURN_IF_ERROR(CudaStatus(kernels::GatherRowsCuda({.num_rows = n,
-                                                      .dim = x.dim(1),
-                                                      .x_rows = x.dim(0),
-                                                      .x_stride = x.stride(0),
-                                                      .out_stride = x.dim(1),
-                                                      .rows = index.data<int32_t>(),
-                                                      .x = x.data<float>(),
-                                                      .out = out.data<float>()},
-                                                     stream_),
-                             "gather_rows"));
-  // `index` is freed on return; cudaFree waits for the gather.
+  ASSIGN_OR_RETURN(Tensor out, NewTensor(dtype, x.shape()));
+  RETURN_IF_ERROR(CudaStatus(kernels::CastRowsCuda({.rows = r.rows,
+                                                    .dim = r.cols,
+                                                    .src_stride = r.pitch,
+                                                    .dst_stride = r.cols,
+                                                    .src_dtype = x.dtype(),
+                                                    .dst_dtype = dtype,
+                                                    .src = x.data(),
+                                                    .dst = out.data()},
+                                                   stream_),
+                             "cast"));
   return out;
 }
 
-absl::Status CudaBackend::Rope(Tensor& x, const Tensor& positions, const RopeArgs& rope) {
-  RETURN_IF_ERROR(CheckDeviceRows(x, "rope x"));
-  if (x.ndim() != 3 || positions.dim(0) != x.dim(0) || rope.inv_freq == nullptr ||
-      rope.inv_freq->dim(0) * 2 != x.dim(2)) {
-    return absl::InvalidArgumentError(absl::StrCat("rope: x ", x.DebugString()));
+absl::StatusOr<CudaBackend::StepLens> CudaBackend::Lens(const PagedView& view) {
+  StepLens l;
+  if (view.row_lens != nullptr && view.seq_lens != nullptr) {
+    l.row_lens = view.row_lens->data<int32_t>();
+    l.seq_lens = view.seq_lens->data<int32_t>();
+    l.max_row_len = view.max_row_len;
+    return l;
   }
-  return CudaStatus(kernels::ApplyRopeCuda({.num_tokens = x.dim(0),
-                                            .num_heads = x.dim(1),
-                                            .rot_dim = x.dim(2),
-                                            .token_stride = x.stride(0),
-                                            .head_stride = x.stride(1),
-                                            .style = rope.style,
-                                            .attention_factor = rope.attention_factor,
-                                            .positions = positions.data<int64_t>(),
-                                            .inv_freq = rope.inv_freq->data<float>(),
-                                            .x = x.data<float>()},
-                                           stream_),
-                    "rope");
-}
-
-absl::Status CudaBackend::SiluMul(const Tensor& gate, const Tensor& up, Tensor& out) {
-  RETURN_IF_ERROR(CheckDeviceRows(gate, "silu_mul gate"));
-  if (up.shape() != gate.shape() || out.shape() != gate.shape()) {
-    return absl::InvalidArgumentError("silu_mul: shapes differ");
+  // Without the model's host copies: read positions back (a sync) and derive them.
+  ASSIGN_OR_RETURN(Tensor pos, Download(*view.positions));
+  ASSIGN_OR_RETURN(Tensor seq, Download(*view.token_seq));
+  const int64_t t = pos.numel(), num_seqs = view.block_tables->dim(0);
+  std::vector<int32_t> row_lens(t), seq_lens(num_seqs, 0);
+  for (int64_t i = 0; i < t; ++i) {
+    const int32_t s = seq.data<int32_t>()[i];
+    if (s < 0 || s >= num_seqs) return absl::InvalidArgumentError("step: token sequence");
+    row_lens[i] = static_cast<int32_t>(pos.data<int64_t>()[i] + 1);
+    seq_lens[s] = std::max(seq_lens[s], row_lens[i]);
+    l.max_row_len = std::max<int64_t>(l.max_row_len, row_lens[i]);
   }
-  return CudaStatus(kernels::SiluMulCuda({.rows = gate.dim(0),
-                                          .dim = gate.dim(1),
-                                          .gate_stride = gate.stride(0),
-                                          .up_stride = up.stride(0),
-                                          .out_stride = out.stride(0),
-                                          .gate = gate.data<float>(),
-                                          .up = up.data<float>(),
-                                          .out = out.data<float>()},
-                                         stream_),
-                    "silu_mul");
+  ASSIGN_OR_RETURN(l.row_lens_holder, UploadVector(row_lens, DType::kI32));
+  ASSIGN_OR_RETURN(l.seq_lens_holder, UploadVector(seq_lens, DType::kI32));
+  l.row_lens = l.row_lens_holder.data<int32_t>();
+  l.seq_lens = l.seq_lens_holder.data<int32_t>();
+  return l;
 }
 
 }  // namespace cuda_internal
+
+CudaKernelCounts GetCudaKernelCounts(const Backend& backend) {
+  const auto* cuda = dynamic_cast<const cuda_internal::CudaBackend*>(&backend);
+  return cuda == nullptr ? CudaKernelCounts{} : cuda->kernel_counts();
+}
 
 absl::StatusOr<std::unique_ptr<Backend>> NewCudaBackend(int index) {
   const int count = CudaDeviceCount();
@@ -334,24 +351,37 @@ absl::StatusOr<std::unique_ptr<Backend>> NewCudaBackend(int index) {
         absl::StrCat("no CUDA device ", index, " (this machine has ", count, ")"));
   }
   CUDA_RETURN_IF_ERROR(cudaSetDevice(index));
-  int num_sms = 0;
-  CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, index));
+  ASSIGN_OR_RETURN(const kernels::CudaDeviceLimits limits, kernels::QueryCudaDeviceLimits(index));
+  // Keep freed stream-ordered memory in the pool (the default threshold returns it at every sync).
+  cudaMemPool_t pool = nullptr;
+  CUDA_RETURN_IF_ERROR(cudaDeviceGetDefaultMemPool(&pool, index));
+  uint64_t threshold = UINT64_MAX;
+  CUDA_RETURN_IF_ERROR(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+  ASSIGN_OR_RETURN(std::unique_ptr<cuda_internal::CudaGemm> gemm,
+                   cuda_internal::CudaGemm::Create());
+  cuda_internal::PinnedRing ring;
   cudaStream_t stream = nullptr;
-  CUDA_RETURN_IF_ERROR(cudaStreamCreate(&stream));
-  cublasHandle_t cublas = nullptr;
-  if (cublasCreate(&cublas) != CUBLAS_STATUS_SUCCESS) {
-    cudaStreamDestroy(stream);
-    return absl::FailedPreconditionError("cublasCreate failed");
+  const auto release = [&ring, &stream] {
+    for (cudaEvent_t e : ring.done) {
+      if (e != nullptr) cudaEventDestroy(e);
+    }
+    if (ring.host != nullptr) cudaFreeHost(ring.host);
+    if (stream != nullptr) cudaStreamDestroy(stream);
+  };
+  cudaError_t err = cudaHostAlloc(
+      &ring.host, cuda_internal::PinnedRing::kSlots * cuda_internal::PinnedRing::kSlotBytes,
+      cudaHostAllocDefault);
+  for (cudaEvent_t& e : ring.done) {
+    if (err == cudaSuccess) err = cudaEventCreateWithFlags(&e, cudaEventDisableTiming);
   }
-  // fp32 GEMMs stay fp32: default math (no TF32 tensor-op downcast) with CUBLAS_COMPUTE_32F.
-  if (cublasSetStream(cublas, stream) != CUBLAS_STATUS_SUCCESS ||
-      cublasSetMathMode(cublas, CUBLAS_DEFAULT_MATH) != CUBLAS_STATUS_SUCCESS) {
-    cublasDestroy(cublas);
-    cudaStreamDestroy(stream);
-    return absl::FailedPreconditionError("cuBLAS setup failed");
+  if (err == cudaSuccess) err = cudaStreamCreate(&stream);
+  if (err != cudaSuccess) {
+    release();
+    return CudaStatus(err, "CUDA backend set-up");
   }
-  return std::unique_ptr<Backend>(
-      std::make_unique<cuda_internal::CudaBackend>(index, stream, cublas, num_sms));
+  auto* allocator = new cuda_internal::StreamAllocator(index, stream);
+  return std::unique_ptr<Backend>(std::make_unique<cuda_internal::CudaBackend>(
+      index, allocator, std::move(gemm), limits, ring));
 }
 
 }  // namespace strata::model

@@ -1,17 +1,39 @@
-// The CUDA backend (issue 7, first cut): the model's operations on one GPU, correctness first.
+// The CUDA backend (issue 7): the model's operations on one GPU in bf16 with fp32 accumulation.
 //
-// Storage: activations and weights are fp32 on the device (bf16 storage is still to come); caches
-// use the model's cache dtypes (fp32 by default). GEMMs go through cuBLAS in fp32 with TF32 off
-// (CUBLAS_DEFAULT_MATH, CUBLAS_COMPUTE_32F). Small operations are kernels/cuda/model_ops.h; cache
-// writes and the indexer top-k are the tuned kernels of kernels/cuda. Where those cannot serve the
-// shape or dtype (the indexer logits want bf16 q with 32/64 heads of 128; sparse MLA wants bf16 q,
-// L = 512, R = 64 and a bf16/fp8 cache), the generic fp32 kernels of model_ops.h run instead.
-// MoE routing and non-greedy sampling download to the host and run the CPU kernels. Everything
-// runs on one stream per backend; index data the host needs (positions, expert ids) is read back
-// with a stream sync.
+// Storage: weight matrices (projections, per-head W_UK/W_UV views, experts, embedding, head) and
+// activations are bf16; norm weights, biases, the MoE router (weight and bias), the residual
+// stream, the sublayer outputs added to it and the logits are f32 (backend.h). Caches default to
+// bf16 latent and bf16 indexer layouts (fp8 on request); f32 caches work too.
+//
+// What runs where:
+// - GEMMs: cuBLASLt (cuda_gemm.h), bf16 × bf16 with CUBLAS_COMPUTE_32F, bf16 or f32 out (f32 for
+//   the sublayer outputs, the indexer head weights and the logits); per-head products are
+//   strided-batched; the MoE router is an fp32 GEMM on the upcast activations. The workspace is
+//   allocated once; a problem's algorithm is chosen once and cached.
+// - Sparse MLA: the tuned kernel (kernels/cuda/sparse_mla.h) when q is bf16, L = 512, R = 64 and
+//   the latent cache is bf16 or fp8; the indexer logits: the tuned kernel
+//   (kernels/cuda/indexer_logits.h) when q is bf16 with 32 or 64 heads of 128 and the indexer
+//   cache is bf16 or fp8. Otherwise (the tiny test models, f32 caches) the generic kernels of
+//   kernels/cuda/model_ops.h, which read every cache layout. The indexer top-k and the cache
+//   writes are always the tuned kernels.
+// - Small operations: kernels/cuda/model_ops.h (f32 or bf16 in and out, fp32 math), including the
+//   fused residual add + RMSNorm.
+// - MoE routing, the routed experts and sampling run on the device (kernels/cuda/moe.h,
+//   sampling.h: the CPU twins' choices, bit for bit): routing, a device-side grouping of the
+//   (token, expert) pairs and grouped bf16 GEMMs with fixed grids (MoeExpertsCuda), the sampler
+//   with the CPU's Philox draw. f32 expert weights (never loaded by this backend, but accepted)
+//   group on the host and run cuBLAS per expert.
+//
+// Memory and synchronisation: one stream per backend; temporaries come from the stream-ordered
+// allocator (cudaMallocAsync with a retained pool), so freeing them never synchronises. Small
+// uploads (per-step index vectors) go through pinned slots asynchronously. An ordinary operation
+// never waits for the stream; Download does (Sample returns host ids, so it ends with one), and
+// so does Upload of large tensors. Weights stream in through NewUploader: two halves of
+// a pinned staging buffer, converted on the host while the other half is in flight.
 #ifndef STRATA_WORKER_MODEL_CUDA_BACKEND_H_
 #define STRATA_WORKER_MODEL_CUDA_BACKEND_H_
 
+#include <cstdint>
 #include <memory>
 
 #include "absl/status/statusor.h"
@@ -19,8 +41,19 @@
 
 namespace strata::model {
 
-// FAILED_PRECONDITION when device `index` does not exist or cuBLAS cannot start.
+// FAILED_PRECONDITION when device `index` does not exist or cuBLASLt cannot start.
 absl::StatusOr<std::unique_ptr<Backend>> NewCudaBackend(int index);
+
+// How many calls of a CUDA backend ran the tuned attention kernels and how many the generic
+// fallbacks (tests check both paths are exercised).
+struct CudaKernelCounts {
+  int64_t tuned_sparse_mla = 0;
+  int64_t generic_sparse_mla = 0;
+  int64_t tuned_indexer = 0;
+  int64_t generic_indexer = 0;
+};
+// Zeros for a backend that is not a CUDA backend.
+CudaKernelCounts GetCudaKernelCounts(const Backend& backend);
 
 }  // namespace strata::model
 

@@ -19,22 +19,29 @@ absl::StatusOr<Tensor> Columns(const Tensor& x, int64_t begin, int64_t end) {
 
 }  // namespace
 
+// The residual stream h and the sublayer outputs added to it (attention, MLP) are f32; the norm
+// outputs and everything inside the sublayers are in the backend's activation dtype.
 absl::Status Model::Layer(const LayerWeights& w, Step& step, LayerCache& cache, Tensor& h,
-                          Tensor& topk_slots) {
+                          Tensor& pending, Tensor& topk_slots) {
   const int64_t t = step.tokens, hidden = config_.hidden_size;
-  ASSIGN_OR_RETURN(Tensor a, backend_.NewTensor(DType::kF32, {t, hidden}));
-  RETURN_IF_ERROR(backend_.RmsNorm(h, w.input_layernorm, config_.rms_norm_eps, a));
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  ASSIGN_OR_RETURN(Tensor a, backend_.NewTensor(backend_.activation_dtype(), {t, hidden}));
+  if (pending.defined()) {
+    RETURN_IF_ERROR(backend_.AddRmsNorm(h, pending, w.input_layernorm, eps, a));
+  } else {
+    RETURN_IF_ERROR(backend_.RmsNorm(h, w.input_layernorm, eps, a));
+  }
   ASSIGN_OR_RETURN(Tensor attn, backend_.NewTensor(DType::kF32, {t, hidden}));
   RETURN_IF_ERROR(Attention(w, step, cache, a, topk_slots, attn));
   RETURN_IF_ERROR(AllReduce(attn)) << "all-reduce after o_proj";
-  RETURN_IF_ERROR(backend_.Add(h, attn));
 
   Tensor& m = a;  // reuse: post-attention norm output
-  RETURN_IF_ERROR(backend_.RmsNorm(h, w.post_attention_layernorm, config_.rms_norm_eps, m));
+  RETURN_IF_ERROR(backend_.AddRmsNorm(h, attn, w.post_attention_layernorm, eps, m));
   Tensor& mlp_out = attn;
   RETURN_IF_ERROR(Mlp(w, m, mlp_out));
   RETURN_IF_ERROR(AllReduce(mlp_out)) << "all-reduce after the MLP";
-  return backend_.Add(h, mlp_out);
+  pending = mlp_out;
+  return absl::OkStatus();
 }
 
 absl::Status Model::Attention(const LayerWeights& w, Step& step, LayerCache& cache, const Tensor& a,
@@ -47,12 +54,13 @@ absl::Status Model::Attention(const LayerWeights& w, Step& step, LayerCache& cac
   // Main MLA rope: interleaved pairs for both model families (dsa.md §3).
   const RopeArgs main_rope{&inv_freq_, rope_attention_factor_,
                            kernels::RopeStyle::kInterleavedToHalfSplit};
+  const DType act = backend_.activation_dtype();
 
   // Queries: q_c = RMSNorm(a · q_aᵀ); q = q_c · q_bᵀ → [T, nH, P + R].
-  ASSIGN_OR_RETURN(Tensor q_c, backend_.NewTensor(DType::kF32, {t, c.q_lora_rank}));
+  ASSIGN_OR_RETURN(Tensor q_c, backend_.NewTensor(act, {t, c.q_lora_rank}));
   RETURN_IF_ERROR(backend_.Linear(a, w.q_a_proj, q_c));
   RETURN_IF_ERROR(backend_.RmsNorm(q_c, w.q_a_layernorm, kLatentNormEps, q_c));
-  ASSIGN_OR_RETURN(Tensor q, backend_.NewTensor(DType::kF32, {t, nh * (p + r)}));
+  ASSIGN_OR_RETURN(Tensor q, backend_.NewTensor(act, {t, nh * (p + r)}));
   RETURN_IF_ERROR(backend_.Linear(q_c, w.q_b_proj, q));
   ASSIGN_OR_RETURN(q, q.View({t, nh, p + r}));
   ASSIGN_OR_RETURN(Tensor q_rope, Columns(q, p, p + r));
@@ -60,7 +68,7 @@ absl::Status Model::Attention(const LayerWeights& w, Step& step, LayerCache& cac
 
   // The cache row: [RMSNorm(latent) | RoPE(k_rope)], written before attending so that the tokens
   // of a chunk see each other.
-  ASSIGN_OR_RETURN(Tensor kv, backend_.NewTensor(DType::kF32, {t, l + r}));
+  ASSIGN_OR_RETURN(Tensor kv, backend_.NewTensor(act, {t, l + r}));
   RETURN_IF_ERROR(backend_.Linear(a, w.kv_a_proj, kv));
   ASSIGN_OR_RETURN(Tensor latent, Columns(kv, 0, l));
   RETURN_IF_ERROR(backend_.RmsNorm(latent, w.kv_a_layernorm, kLatentNormEps, latent));
@@ -76,17 +84,18 @@ absl::Status Model::Attention(const LayerWeights& w, Step& step, LayerCache& cac
                               c.indexer_rope_interleave
                                   ? kernels::RopeStyle::kInterleavedToHalfSplit
                                   : kernels::RopeStyle::kNeox};
-    ASSIGN_OR_RETURN(Tensor qi, backend_.NewTensor(DType::kF32, {t, ih * id}));
+    ASSIGN_OR_RETURN(Tensor qi, backend_.NewTensor(act, {t, ih * id}));
     RETURN_IF_ERROR(backend_.Linear(q_c, ix.wq_b, qi));
     ASSIGN_OR_RETURN(qi, qi.View({t, ih, id}));
     ASSIGN_OR_RETURN(Tensor qi_rope, Columns(qi, 0, r));  // rope first in the indexer
     RETURN_IF_ERROR(backend_.Rope(qi_rope, *step.view.positions, index_rope));
-    ASSIGN_OR_RETURN(Tensor ki, backend_.NewTensor(DType::kF32, {t, id}));
+    ASSIGN_OR_RETURN(Tensor ki, backend_.NewTensor(act, {t, id}));
     RETURN_IF_ERROR(backend_.Linear(a, ix.wk, ki));
     RETURN_IF_ERROR(backend_.LayerNorm(ki, ix.k_norm, ix.k_norm_bias, kLatentNormEps, ki));
     ASSIGN_OR_RETURN(Tensor ki_rope, ki.AsStrided({t, 1, r}, {id, r, 1}, 0));
     RETURN_IF_ERROR(backend_.Rope(ki_rope, *step.view.positions, index_rope));
     RETURN_IF_ERROR(backend_.WriteIndexerCache(ki, step.view, cache));
+    // The head weights stay f32 (the reference computes them in the weights' dtype, then .float()).
     ASSIGN_OR_RETURN(Tensor weights, backend_.NewTensor(DType::kF32, {t, ih}));
     RETURN_IF_ERROR(backend_.Linear(a, ix.weights_proj, weights));
     ASSIGN_OR_RETURN(topk_slots,
@@ -99,15 +108,15 @@ absl::Status Model::Attention(const LayerWeights& w, Step& step, LayerCache& cac
   }
 
   // Absorbed attention: q_abs = [q_nope · W_UK | q_rope] → o_lat → o = o_lat · W_UVᵀ.
-  ASSIGN_OR_RETURN(Tensor q_abs, backend_.NewTensor(DType::kF32, {t, nh, l + r}));
+  ASSIGN_OR_RETURN(Tensor q_abs, backend_.NewTensor(act, {t, nh, l + r}));
   ASSIGN_OR_RETURN(Tensor q_nope, Columns(q, 0, p));
   ASSIGN_OR_RETURN(Tensor q_lat, Columns(q_abs, 0, l));
   RETURN_IF_ERROR(backend_.HeadMatmul(q_nope, w.w_uk, /*transpose_w=*/false, q_lat));
   ASSIGN_OR_RETURN(Tensor q_abs_rope, Columns(q_abs, l, l + r));
   RETURN_IF_ERROR(backend_.Copy(q_rope, q_abs_rope));
-  ASSIGN_OR_RETURN(Tensor o_lat, backend_.NewTensor(DType::kF32, {t, nh, l}));
+  ASSIGN_OR_RETURN(Tensor o_lat, backend_.NewTensor(act, {t, nh, l}));
   RETURN_IF_ERROR(backend_.SparseMla(q_abs, topk_slots, attention_scale_, cache, o_lat));
-  ASSIGN_OR_RETURN(Tensor o, backend_.NewTensor(DType::kF32, {t, nh, v}));
+  ASSIGN_OR_RETURN(Tensor o, backend_.NewTensor(act, {t, nh, v}));
   RETURN_IF_ERROR(backend_.HeadMatmul(o_lat, w.w_uv, /*transpose_w=*/true, o));
   ASSIGN_OR_RETURN(o, o.View({t, nh * v}));
   return backend_.Linear(o, w.o_proj, out);
@@ -115,8 +124,9 @@ absl::Status Model::Attention(const LayerWeights& w, Step& step, LayerCache& cac
 
 absl::Status Model::DenseMlp(const MlpWeights& w, const Tensor& m, Tensor& out) {
   const int64_t t = m.dim(0), inter = w.gate.dim(0);
-  ASSIGN_OR_RETURN(Tensor gate, backend_.NewTensor(DType::kF32, {t, inter}));
-  ASSIGN_OR_RETURN(Tensor up, backend_.NewTensor(DType::kF32, {t, inter}));
+  const DType act = backend_.activation_dtype();
+  ASSIGN_OR_RETURN(Tensor gate, backend_.NewTensor(act, {t, inter}));
+  ASSIGN_OR_RETURN(Tensor up, backend_.NewTensor(act, {t, inter}));
   RETURN_IF_ERROR(backend_.Linear(m, w.gate, gate));
   RETURN_IF_ERROR(backend_.Linear(m, w.up, up));
   RETURN_IF_ERROR(backend_.SiluMul(gate, up, gate));

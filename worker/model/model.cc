@@ -1,5 +1,6 @@
 #include "worker/model/model.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -97,8 +98,8 @@ std::vector<kvcache::CacheGeometry> Model::CacheGeometries() const {
     g.kv_lora_rank = config_.kv_lora_rank;
     g.qk_rope_head_dim = config_.qk_rope_head_dim;
     g.index_head_dim = config_.index_head_dim;
-    g.latent_dtype = options_.latent_cache;
-    g.indexer_dtype = options_.indexer_cache;
+    g.latent_dtype = options_.latent_cache.value_or(backend_.default_latent_cache());
+    g.indexer_dtype = options_.indexer_cache.value_or(backend_.default_indexer_cache());
     g.has_indexer = w.has_indexer;
     out.push_back(g);
   }
@@ -152,7 +153,10 @@ absl::StatusOr<Tensor> UploadVector(Backend& backend, const std::vector<T>& v, D
 
 absl::Status Model::AllReduce(Tensor& x) {
   if (options_.load.tp.size <= 1) return absl::OkStatus();
-  if (x.device().is_cpu() && x.is_contiguous()) return options_.collective->AllReduceSum(x);
+  if (options_.collective->Accepts(x.device()) && x.is_contiguous()) {
+    return options_.collective->AllReduceSum(x);
+  }
+  // A host collective (Gloo) on a GPU worker: the partial sums go through the host.
   ASSIGN_OR_RETURN(Tensor host, backend_.Download(x));
   RETURN_IF_ERROR(options_.collective->AllReduceSum(host));
   ASSIGN_OR_RETURN(Tensor summed, backend_.Upload(host));
@@ -174,12 +178,35 @@ absl::StatusOr<Tensor> Model::Forward(const StepInput& in, KvCache& cache) {
   ASSIGN_OR_RETURN(step.block_tables, UploadVector(backend_, in.block_tables, DType::kI32,
                                                    {in.num_seqs, in.max_blocks}));
   ASSIGN_OR_RETURN(step.slot_mapping, UploadVector(backend_, slots, DType::kI32, {t}));
-  step.view = {&step.block_tables, &step.token_seq, &step.positions, &step.slot_mapping};
+  // Each token scores its causal prefix; a sequence's length is its furthest token's.
+  std::vector<int32_t> row_lens(t), seq_lens(in.num_seqs, 0);
+  int64_t max_row_len = 0;
+  for (int64_t i = 0; i < t; ++i) {
+    row_lens[i] = static_cast<int32_t>(in.positions[i] + 1);
+    seq_lens[in.token_seq[i]] = std::max(seq_lens[in.token_seq[i]], row_lens[i]);
+    max_row_len = std::max<int64_t>(max_row_len, row_lens[i]);
+  }
+  ASSIGN_OR_RETURN(step.row_lens, UploadVector(backend_, row_lens, DType::kI32, {t}));
+  ASSIGN_OR_RETURN(step.seq_lens, UploadVector(backend_, seq_lens, DType::kI32, {in.num_seqs}));
+  step.view = {.block_tables = &step.block_tables,
+               .token_seq = &step.token_seq,
+               .positions = &step.positions,
+               .slot_mapping = &step.slot_mapping,
+               .row_lens = &step.row_lens,
+               .seq_lens = &step.seq_lens,
+               .max_row_len = max_row_len};
 
   Tensor h;
   if (is_first_stage()) {
     if (static_cast<int64_t>(in.token_ids.size()) != t) {
       return absl::InvalidArgumentError("step: token_ids and positions differ in length");
+    }
+    for (size_t i = 0; i < in.token_ids.size(); ++i) {
+      if (in.token_ids[i] < 0 || in.token_ids[i] >= config_.vocab_size) {
+        return absl::InvalidArgumentError(absl::StrCat("step: token ", i, " has id ",
+                                                       in.token_ids[i], " outside [0, ",
+                                                       config_.vocab_size, ")"));
+      }
     }
     ASSIGN_OR_RETURN(Tensor ids, UploadVector(backend_, in.token_ids, DType::kI32, {t}));
     ASSIGN_OR_RETURN(h, backend_.NewTensor(DType::kF32, {t, config_.hidden_size}));
@@ -192,21 +219,25 @@ absl::StatusOr<Tensor> Model::Forward(const StepInput& in, KvCache& cache) {
   }
 
   Tensor topk_slots;  // carried from a full-indexer layer to the shared layers after it
+  Tensor pending;     // the last layer's MLP output, added to h by the next layer's norm
   for (size_t i = 0; i < weights_.layers.size(); ++i) {
     RETURN_IF_ERROR(
-        Layer(weights_.layers[i], step, cache.layer(static_cast<int>(i)), h, topk_slots))
+        Layer(weights_.layers[i], step, cache.layer(static_cast<int>(i)), h, pending, topk_slots))
         << "layer " << weights_.layers[i].index;
   }
+  if (pending.defined()) RETURN_IF_ERROR(backend_.Add(h, pending));
   if (!is_last_stage()) return h;
 
   for (int32_t r : in.logit_rows) {
     if (r < 0 || r >= t) return absl::InvalidArgumentError("step: logit row out of range");
   }
   ASSIGN_OR_RETURN(Tensor rows, backend_.GatherRows(h, in.logit_rows));
-  RETURN_IF_ERROR(backend_.RmsNorm(rows, weights_.norm, config_.rms_norm_eps, rows));
+  ASSIGN_OR_RETURN(Tensor normed,
+                   backend_.NewTensor(backend_.activation_dtype(), {rows.dim(0), rows.dim(1)}));
+  RETURN_IF_ERROR(backend_.RmsNorm(rows, weights_.norm, config_.rms_norm_eps, normed));
   ASSIGN_OR_RETURN(Tensor logits,
                    backend_.NewTensor(DType::kF32, {rows.dim(0), config_.vocab_size}));
-  RETURN_IF_ERROR(backend_.Linear(rows, weights_.lm_head, logits));
+  RETURN_IF_ERROR(backend_.Linear(normed, weights_.lm_head, logits));
   return logits;
 }
 

@@ -10,6 +10,7 @@
 #define STRATA_WORKER_MODEL_MODEL_H_
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -39,8 +40,9 @@ struct ModelOptions {
   // Required when load.tp.size > 1 (its rank and size must match load.tp); must outlive the model.
   // Every rank of the group runs the same steps in the same order.
   Collective* collective = nullptr;
-  kvcache::LatentCacheDType latent_cache = kvcache::LatentCacheDType::kF32;
-  kvcache::IndexerCacheDType indexer_cache = kvcache::IndexerCacheDType::kF32;
+  // Cache layouts; unset = the backend's default (f32 on the CPU, bf16 on CUDA).
+  std::optional<kvcache::LatentCacheDType> latent_cache;
+  std::optional<kvcache::IndexerCacheDType> indexer_cache;
 };
 
 class Model {
@@ -63,7 +65,8 @@ class Model {
   std::vector<kvcache::CacheGeometry> CacheGeometries() const;
 
   // Runs this model's layers on one step. Returns the logits [logit_rows, vocab] (f32) when this
-  // model holds the head, else the hidden states [T, H] for the next stage.
+  // model holds the head, else the hidden states [T, H] (f32, the residual stream) for the next
+  // stage. Activations in between are in the backend's activation_dtype().
   // REQUIRES: cache was created from CacheGeometries().
   absl::StatusOr<Tensor> Forward(const StepInput& input, KvCache& cache);
 
@@ -79,6 +82,8 @@ class Model {
     Tensor token_seq;     // [T] i32
     Tensor block_tables;  // [num_seqs, max_blocks] i32
     Tensor slot_mapping;  // [T] i32
+    Tensor row_lens;      // [T] i32
+    Tensor seq_lens;      // [num_seqs] i32
     PagedView view;
   };
   Model(const ModelConfig& config, Backend& backend, ModelOptions options);
@@ -88,8 +93,10 @@ class Model {
                                                             Backend& backend,
                                                             const ModelOptions& options);
 
+  // `pending` is the previous layer's MLP output not yet added to h (undefined before the first
+  // layer); on return it holds this layer's, for the next layer's fused add + norm.
   absl::Status Layer(const LayerWeights& w, Step& step, LayerCache& cache, Tensor& h,
-                     Tensor& topk_slots);
+                     Tensor& pending, Tensor& topk_slots);
   absl::Status Attention(const LayerWeights& w, Step& step, LayerCache& cache, const Tensor& a,
                          Tensor& topk_slots, Tensor& out);
   absl::Status Mlp(const LayerWeights& w, const Tensor& m, Tensor& out);

@@ -12,10 +12,9 @@
 #include "common/model_config.h"
 #include "common/safetensors.h"
 #include "common/tensor.h"
+#include "worker/model/weight_stream.h"
 
 namespace strata::model {
-
-class Backend;
 
 struct MlpWeights {
   Tensor gate;  // [I, H]
@@ -75,12 +74,18 @@ struct LoadOptions {
   int layer_end = -1;  // -1: num_hidden_layers
   bool load_embedding = true;
   bool load_head = true;
+  int64_t staging_bytes = int64_t{64} << 20;  // host staging memory for the upload
 };
 
-// Loads and converts (to the backend's storage dtype) what `options` selects. A missing tensor or
-// a tensor of the wrong shape is an error naming it. Under tensor parallelism the sliced tensors
-// are contiguous copies of this rank's part; head and intermediate counts that do not divide by
-// tp.size are INVALID_ARGUMENT.
+// Loads what `options` selects, converted to the backend's weight_dtype() for matrices (2-D and
+// per-head projections, experts, embedding, head) and to f32 for norm weights, biases and the MoE
+// router; FP8 block-scaled tensors are dequantised. Every name and shape is checked against the
+// checkpoint's headers first: a missing tensor or one of the wrong shape is an error naming it,
+// before anything is read. The data then streams from the mapped checkpoint through a bounded
+// staging buffer (weight_stream.h), with progress in the log for large loads. Under tensor
+// parallelism the sliced tensors are contiguous copies of this rank's part, read directly; head
+// and intermediate counts that do not divide by tp.size are INVALID_ARGUMENT. A stage holding
+// both tied ends loads the table once.
 absl::StatusOr<ModelWeights> LoadWeights(const ModelConfig& config, const Checkpoint& checkpoint,
                                          Backend& backend, const LoadOptions& options);
 

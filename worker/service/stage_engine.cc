@@ -5,7 +5,6 @@
 #include <unordered_set>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -13,8 +12,8 @@
 #include "common/logging.h"
 #include "common/status.h"
 #include "kvcache/layout.h"
-#include "worker/dataplane/gloo_collective.h"
 #include "worker/model/backend_factory.h"
+#include "worker/service/tp_group.h"
 
 namespace strata::worker {
 namespace {
@@ -47,46 +46,6 @@ absl::StatusOr<kvcache::IndexerCacheDType> IndexerDType(v1::CacheDType d) {
     default:
       return absl::InvalidArgumentError("indexer_cache_dtype is unspecified");
   }
-}
-
-// The Gloo group of this worker's stage. The FileStore prefix names the stage and its ranks'
-// data-plane addresses, so that a new incarnation of the group (a restarted worker has a new
-// address) never reads an old one's keys.
-absl::StatusOr<std::unique_ptr<model::Collective>> ConnectTp(const v1::LoadShardRequest& r,
-                                                             const StageEngineOptions& options,
-                                                             absl::Duration timeout) {
-  if (r.data_plane().tp_transport() != v1::TRANSPORT_GLOO) {
-    return absl::UnimplementedError(
-        "this worker's tensor-parallel collective is Gloo (data_plane.tp_transport)");
-  }
-  if (options.tp_store_dir.empty()) {
-    return absl::FailedPreconditionError(
-        "tensor parallelism needs a Gloo rendezvous directory: start strata-worker with "
-        "--tp-store-dir");
-  }
-  std::vector<std::string> addresses(r.tp_size());
-  for (const v1::DataPlanePeer& p : r.data_plane().peers()) {
-    if (p.stage() == r.stage() && p.tp_rank() < r.tp_size()) {
-      addresses[p.tp_rank()] = p.data_plane_address();
-    }
-  }
-  std::string prefix = absl::StrCat("stage", r.stage());
-  for (const std::string& a : addresses) {
-    if (a.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("data_plane.peers lacks a tensor-parallel rank of stage ", r.stage()));
-    }
-    absl::StrAppend(&prefix, "-");
-    for (char ch : a) prefix.push_back(absl::ascii_isalnum(ch) ? ch : '_');
-  }
-  dataplane::GlooCollectiveOptions o;
-  o.rank = static_cast<int>(r.tp_rank());
-  o.size = static_cast<int>(r.tp_size());
-  o.store_dir = options.tp_store_dir;
-  o.prefix = prefix;
-  o.host = options.tp_host;
-  o.timeout = timeout;
-  return dataplane::CreateGlooCollective(o);
 }
 
 }  // namespace
@@ -135,22 +94,18 @@ absl::StatusOr<v1::LoadShardResponse> StageEngine::LoadShard(const v1::LoadShard
     data_plane_timeout_ = absl::Milliseconds(dp.operation_timeout_ms());
   }
   has_next_stage_ = r.stage() + 1 < r.num_stages();
-  if (r.num_stages() > 1) {
-    if (dp.pipeline_transport() != v1::TRANSPORT_UCX) {
-      return absl::UnimplementedError(
-          "this worker's pipeline data plane is UCX (data_plane.pipeline_transport)");
-    }
-    if (link_ == nullptr) return absl::FailedPreconditionError("this worker has no data plane");
-  }
-  if (has_next_stage_) RETURN_IF_ERROR(ConnectNextStage(r));
   if (r.tp_size() > 1) {
-    ASSIGN_OR_RETURN(collective_, ConnectTp(r, options_, data_plane_timeout_));
-    mo.load.tp = {static_cast<int>(r.tp_rank()), static_cast<int>(r.tp_size())};
-    mo.collective = collective_.get();
+    tp_ = std::make_unique<TpGroup>(static_cast<int>(r.tp_rank()), static_cast<int>(r.tp_size()));
+    mo.load.tp = {tp_->rank(), tp_->size()};
+    mo.collective = tp_.get();
   }
-
+  // The backend first: NCCL runs on its stream. The data plane before the weights, so that a
+  // group that cannot meet fails before minutes of loading.
+  if (backend_ == nullptr) {
+    ASSIGN_OR_RETURN(backend_, model::CreateBackend(options_.device));
+  }
+  RETURN_IF_ERROR(FormDataPlane(r));
   ASSIGN_OR_RETURN(checkpoint_, Checkpoint::Open(r.model_dir()));
-  ASSIGN_OR_RETURN(backend_, model::CreateBackend(options_.device));
   ASSIGN_OR_RETURN(model_, model::Model::Create(config_, *checkpoint_, *backend_, mo));
   shard_ = r;
   v1::LoadShardResponse out;
@@ -178,23 +133,9 @@ absl::StatusOr<v1::LoadShardResponse> StageEngine::LoadShard(const v1::LoadShard
   return out;
 }
 
-absl::Status StageEngine::ConnectNextStage(const v1::LoadShardRequest& r) {
-  const v1::DataPlanePeer* next = nullptr;
-  for (const v1::DataPlanePeer& p : r.data_plane().peers()) {
-    if (p.stage() == r.stage() + 1 && p.tp_rank() == r.tp_rank()) next = &p;
-  }
-  if (next == nullptr || next->data_plane_address().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("data_plane.peers has no address for stage ",
-                                                   r.stage() + 1, " tp_rank ", r.tp_rank()));
-  }
-  RETURN_IF_ERROR(link_->Connect(next->data_plane_address()))
-      << "next stage " << next->data_plane_address();
-  return absl::OkStatus();
-}
-
 // The coordinator sends LoadShard again after a peer restarted: the same shard keeps its weights
-// and KV cache and only reconnects its outgoing data plane to the (possibly new) next stage;
-// the previous connection is dropped by Connect. Any other shard is refused.
+// and KV cache and renews its data plane (the previous connection is dropped by Connect; the
+// collectives are formed again under a new rendezvous id or NCCL id). Any other shard is refused.
 absl::StatusOr<v1::LoadShardResponse> StageEngine::ReloadShard(const v1::LoadShardRequest& r) {
   const absl::Time start = absl::Now();
   const v1::LoadShardRequest& s = shard_;
@@ -205,27 +146,33 @@ absl::StatusOr<v1::LoadShardResponse> StageEngine::ReloadShard(const v1::LoadSha
                     r.latent_cache_dtype() == s.latent_cache_dtype() &&
                     r.indexer_cache_dtype() == s.indexer_cache_dtype() &&
                     r.kv_block_tokens() == s.kv_block_tokens() &&
-                    r.data_plane().pipeline_transport() == s.data_plane().pipeline_transport();
+                    r.data_plane().pipeline_transport() == s.data_plane().pipeline_transport() &&
+                    r.data_plane().tp_transport() == s.data_plane().tp_transport();
   if (!same) {
     return absl::FailedPreconditionError(
         absl::StrCat("a different shard is loaded (layers [", s.layers().begin(), ", ",
                      s.layers().end(), ") as stage ", s.stage(), " of ", s.num_stages(), " from ",
                      s.model_dir(), "): restart the worker to load another"));
   }
-  if (r.tp_size() > 1) {
-    // A Gloo group does not survive the loss of a rank: the whole TP group restarts instead.
-    return absl::FailedPreconditionError(
-        "a tensor-parallel worker cannot rejoin its group: restart every rank of the stage");
-  }
-  if (has_next_stage_) RETURN_IF_ERROR(ConnectNextStage(r));
   if (r.data_plane().operation_timeout_ms() > 0) {
     data_plane_timeout_ = absl::Milliseconds(r.data_plane().operation_timeout_ms());
+  }
+  const bool reform =
+      !data_plane_ready_ || formed_under_ != absl::StrCat(r.data_plane().rendezvous_id(), "|",
+                                                          r.data_plane().nccl_unique_id());
+  if (reform) {
+    // A collective does not survive the loss of a rank: the group meets again, all of its ranks
+    // under the new id (the restarted one in its first LoadShard).
+    RETURN_IF_ERROR(FormDataPlane(r));
+  } else if (has_next_stage_ && !nccl_pipeline_) {
+    RETURN_IF_ERROR(ConnectNextStage(r));
   }
   *shard_.mutable_data_plane() = r.data_plane();
   v1::LoadShardResponse out;
   out.set_weight_bytes(weight_bytes_);
   out.set_load_us(Micros(absl::Now() - start));
-  LOG(INFO) << "LoadShard again for stage " << r.stage() << ": weights kept, data plane renewed";
+  LOG(INFO) << "LoadShard again for stage " << r.stage() << " tensor-parallel rank " << r.tp_rank()
+            << ": weights kept, data plane " << (reform ? "formed again" : "reconnected");
   return out;
 }
 
@@ -259,7 +206,7 @@ absl::StatusOr<v1::WarmupResponse> StageEngine::Warmup(const v1::WarmupRequest& 
 
 absl::Status StageEngine::Probe() {
   if (!cache_.has_value()) return absl::FailedPreconditionError("not warmed up");
-  if (collective_ != nullptr) return absl::OkStatus();
+  if (shard_.tp_size() > 1) return absl::OkStatus();
   return ProbeStep();
 }
 
@@ -310,6 +257,10 @@ v1::StepResult StageEngine::Execute(const v1::StepPlan& plan, absl::Time receive
 absl::Status StageEngine::ExecuteOrError(const v1::StepPlan& plan, v1::StepTimings& timings,
                                          v1::SampledTokens& sampled) {
   if (!cache_.has_value()) return absl::FailedPreconditionError("step before Warmup");
+  if (!data_plane_ready_ && !plan.sequences().empty()) {
+    return absl::FailedPreconditionError(
+        "the data plane is not formed (the last LoadShard failed to form it); LoadShard again");
+  }
   if (plan.micro_batch_id() > 0xffff) return absl::InvalidArgumentError("micro_batch_id too large");
   for (uint64_t id : plan.released_seq_ids()) tables_.erase(id);  // idempotent
   if (plan.sequences().empty()) return absl::OkStatus();
@@ -386,27 +337,14 @@ absl::Status StageEngine::ExecuteOrError(const v1::StepPlan& plan, v1::StepTimin
 
   const dataplane::LinkKey key{plan.step_id(), plan.micro_batch_id()};
   const int64_t t = static_cast<int64_t>(in.positions.size());
-  if (!model_->is_first_stage()) {
-    const absl::Time wait = absl::Now();
-    ASSIGN_OR_RETURN(Tensor hidden, link_->Recv(key, data_plane_timeout_));
-    timings.set_recv_wait_us(Micros(absl::Now() - wait));
-    if (hidden.dtype() != DType::kF32 || hidden.shape() != Shape{t, config_.hidden_size}) {
-      return absl::DataLossError(absl::StrCat("hidden states from the previous stage are ",
-                                              hidden.DebugString(), ", expected f32 [", t, ", ",
-                                              config_.hidden_size, "]"));
-    }
-    ASSIGN_OR_RETURN(in.hidden, backend_->Upload(hidden));
-  }
+  if (!model_->is_first_stage()) RETURN_IF_ERROR(RecvHidden(key, t, in.hidden, timings));
   const absl::Time compute = absl::Now();
   ASSIGN_OR_RETURN(Tensor out, model_->Forward(in, *cache_));
-  ASSIGN_OR_RETURN(Tensor host, backend_->Download(out));
   if (!model_->is_last_stage()) {
     timings.set_compute_us(Micros(absl::Now() - compute));
-    const absl::Time send = absl::Now();
-    RETURN_IF_ERROR(link_->Send(key, host));
-    timings.set_send_us(Micros(absl::Now() - send));
-    return absl::OkStatus();
+    return SendHidden(key, out, timings);
   }
+  ASSIGN_OR_RETURN(Tensor host, backend_->Download(out));
   if (in.logit_rows.empty()) {
     timings.set_compute_us(Micros(absl::Now() - compute));
     return absl::OkStatus();

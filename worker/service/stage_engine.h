@@ -22,6 +22,8 @@
 #include "common/safetensors.h"
 #include "strata/v1/worker.pb.h"
 #include "worker/dataplane/link.h"
+#include "worker/dataplane/nccl.h"
+#include "worker/dataplane/rendezvous_store.h"
 #include "worker/model/backend.h"
 #include "worker/model/model.h"
 
@@ -30,11 +32,17 @@ namespace strata::worker {
 struct StageEngineOptions {
   Device device = Device::Cpu();
   int64_t kv_cache_bytes = int64_t{512} << 20;  // --kv-cache-mb
-  // Tensor parallelism (tp_size > 1, Gloo): the rendezvous directory every TP rank of a stage can
-  // reach (--tp-store-dir; empty refuses TP) and the address this worker's Gloo device binds.
+  // Tensor parallelism over Gloo: the ranks of a stage meet in the strata.v1.Rendezvous store of
+  // their TP rank 0 (at its DataPlanePeer.worker_address), or, when tp_store_dir is set
+  // (--tp-store-dir), in that directory. tp_host is the address this worker's Gloo device binds.
   std::string tp_store_dir;
   std::string tp_host = "127.0.0.1";
+  // This worker's own rendezvous store (served on its gRPC server); as TP rank 0 it drops the keys
+  // of earlier incarnations of its group. May be null (then nothing is dropped).
+  dataplane::RendezvousStore* rendezvous_store = nullptr;
 };
+
+class TpGroup;
 
 class StageEngine {
  public:
@@ -42,9 +50,11 @@ class StageEngine {
   StageEngine(StageEngineOptions options, dataplane::Link* link);
   ~StageEngine();
 
-  // A repeated LoadShard for the same shard (model, layers, stage, TP rank and size, dtypes) keeps
-  // the weights and the KV cache and reconnects the data plane to the request's peers (a peer
-  // restarted); a different shard is FAILED_PRECONDITION.
+  // A repeated LoadShard for the same shard (model, layers, stage, TP rank and size, dtypes,
+  // transports) keeps the weights and the KV cache and renews the data plane: it reconnects to the
+  // next stage, and forms its collectives again (a new Gloo rendezvous, a new NCCL world) when
+  // the request's rendezvous_id or nccl_unique_id differs from the ones they were formed under (a
+  // rank of the group restarted). A different shard is FAILED_PRECONDITION.
   absl::StatusOr<v1::LoadShardResponse> LoadShard(const v1::LoadShardRequest& request);
   // Allocates the KV cache (as many blocks as the byte budget holds, at most request.max_blocks)
   // and runs a one-token step on block 0, which the coordinator reserves for probes.
@@ -66,14 +76,29 @@ class StageEngine {
   absl::Status ExecuteOrError(const v1::StepPlan& plan, v1::StepTimings& timings,
                               v1::SampledTokens& sampled);
   absl::StatusOr<v1::LoadShardResponse> ReloadShard(const v1::LoadShardRequest& request);
+  // Forms the data plane the request names: the NCCL world, the TP collective, the pipeline link.
+  absl::Status FormDataPlane(const v1::LoadShardRequest& request);
   absl::Status ConnectNextStage(const v1::LoadShardRequest& request);
+  absl::Status ConnectTp(const v1::LoadShardRequest& request);
+  absl::Status JoinNccl(const v1::LoadShardRequest& request);
+  absl::Status RecvHidden(dataplane::LinkKey key, int64_t tokens, Tensor& hidden,
+                          v1::StepTimings& timings);
+  absl::Status SendHidden(dataplane::LinkKey key, const Tensor& hidden, v1::StepTimings& timings);
 
   StageEngineOptions options_;
   dataplane::Link* link_;
   ModelConfig config_;
   std::unique_ptr<Checkpoint> checkpoint_;
   std::unique_ptr<model::Backend> backend_;
-  std::unique_ptr<model::Collective> collective_;  // tp_size > 1; outlives model_
+  // The data plane, formed again when a rank of the group restarts. The model holds tp_, which
+  // forwards to the Gloo collective or to the NCCL world's group (and fails while neither is).
+  std::unique_ptr<dataplane::NcclWorld> nccl_;
+  std::unique_ptr<model::Collective> gloo_;
+  std::unique_ptr<TpGroup> tp_;  // tp_size > 1; outlives model_
+  std::string formed_under_;     // rendezvous_id + nccl_unique_id of the current data plane
+  bool nccl_pipeline_ = false;
+  bool data_plane_ready_ = false;  // false after a failed FormDataPlane: steps fail until reloaded
+  int prev_world_rank_ = -1, next_world_rank_ = -1;
   std::unique_ptr<model::Model> model_;
   std::optional<model::KvCache> cache_;
   v1::LoadShardRequest shard_;

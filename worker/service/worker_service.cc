@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
+#include "worker/dataplane/nccl.h"
+#include "worker/model/backend_factory.h"
 
 namespace strata::worker {
 namespace {
@@ -105,6 +107,18 @@ v1::DeviceInfo WorkerService::Device() const {
   d.set_kind(options_.device.is_cpu() ? "cpu" : "cuda");
   d.set_index(options_.device.is_cpu() ? 0 : options_.device.index);
   d.set_name(options_.device.is_cpu() ? CpuName() : options_.device.ToString());
+  if (options_.device.is_cuda()) {
+    absl::StatusOr<model::GpuDescription> gpu = model::DescribeGpu(options_.device.index);
+    if (gpu.ok()) {
+      d.set_name(gpu->name);
+      d.set_uuid(gpu->uuid);
+      d.set_sm_version(gpu->sm_version);
+      d.set_memory_total(gpu->memory_total);
+      d.set_memory_free(gpu->memory_free);
+      return d;
+    }
+    LOG(WARNING) << "cannot describe " << options_.device.ToString() << ": " << gpu.status();
+  }
   d.set_memory_total(MemInfo("MemTotal"));
   d.set_memory_free(MemInfo("MemAvailable"));
   return d;
@@ -119,10 +133,19 @@ grpc::Status WorkerService::Handshake(grpc::ServerContext*, const v1::HandshakeR
                         absl::StrCat("protocol major ", req->protocol_version().major(),
                                      " is not this worker's ", kProtocolMajor));
   }
+  const bool nccl = dataplane::NcclAvailable() && options_.device.is_cuda();
   if (req->create_nccl_unique_id()) {
-    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this worker has no NCCL");
+    if (!nccl) {
+      return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                          options_.device.is_cuda() ? "this build has no NCCL"
+                                                    : "NCCL needs a GPU worker (--device cuda:N)");
+    }
+    absl::StatusOr<std::string> id = dataplane::NewNcclUniqueId();
+    if (!id.ok()) return ToGrpc(id.status());
+    resp->set_nccl_unique_id(*std::move(id));
   }
-  LOG(INFO) << "handshake from coordinator '" << req->coordinator_id() << "'";
+  LOG(INFO) << "handshake from coordinator '" << req->coordinator_id() << "'"
+            << (req->create_nccl_unique_id() ? " (NCCL unique id created)" : "");
   resp->set_worker_version("strata-worker 0.1");
   *resp->mutable_device() = Device();
   v1::WorkerCapabilities* caps = resp->mutable_capabilities();
@@ -131,6 +154,8 @@ grpc::Status WorkerService::Handshake(grpc::ServerContext*, const v1::HandshakeR
     caps->add_indexer_cache_dtypes(d);
   }
   caps->set_ucx(options_.ucx);
+  caps->set_gloo(true);
+  caps->set_nccl(nccl);
   caps->set_fp8_weights(true);  // FP8 block-scaled checkpoints are dequantised at load
   resp->set_host_memory_total(MemInfo("MemTotal"));
   resp->set_host_memory_available(MemInfo("MemAvailable"));
