@@ -35,6 +35,34 @@ absl::StatusOr<KvCache> KvCache::Create(Backend& backend,
   return cache;
 }
 
+absl::StatusOr<KvCache> KvCache::CreateAliased(Backend& backend,
+                                               const std::vector<kvcache::CacheGeometry>& layers,
+                                               int64_t num_blocks) {
+  if (layers.empty()) return absl::InvalidArgumentError("KV cache for no layers");
+  kvcache::CacheGeometry all = layers[0];
+  all.has_indexer = false;
+  for (const kvcache::CacheGeometry& g : layers) {
+    if (g.kv_lora_rank != all.kv_lora_rank || g.qk_rope_head_dim != all.qk_rope_head_dim ||
+        g.index_head_dim != all.index_head_dim || g.latent_dtype != all.latent_dtype ||
+        g.indexer_dtype != all.indexer_dtype) {
+      return absl::InvalidArgumentError("aliased KV cache: the layers' geometries differ");
+    }
+    all.has_indexer = all.has_indexer || g.has_indexer;
+  }
+  ASSIGN_OR_RETURN(KvCache one, Create(backend, {all}, num_blocks));
+  KvCache cache;
+  cache.num_blocks_ = num_blocks;
+  for (const kvcache::CacheGeometry& g : layers) {
+    LayerCache layer;  // views one's storage
+    layer.geometry = g;
+    layer.num_blocks = num_blocks;
+    layer.latent = one.layers_[0].latent;
+    if (g.has_indexer) layer.indexer = one.layers_[0].indexer;
+    cache.layers_.push_back(std::move(layer));
+  }
+  return cache;
+}
+
 int64_t KvCache::bytes_per_block() const {
   int64_t total = 0;
   for (const LayerCache& l : layers_) total += kvcache::LayerBytesPerBlock(l.geometry);

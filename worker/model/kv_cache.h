@@ -47,6 +47,13 @@ class KvCache {
   static absl::StatusOr<KvCache> Create(Backend& backend,
                                         const std::vector<kvcache::CacheGeometry>& layers,
                                         int64_t num_blocks);
+  // Benchmarks: one layer's worth of blocks that every layer views (the same bytes at the same
+  // addresses), so a many-layer model runs long contexts in the memory of one layer's cache. The
+  // traffic per layer is what separate caches would see; the contents are shared, so only for
+  // timing. The geometries must agree except for has_indexer.
+  static absl::StatusOr<KvCache> CreateAliased(Backend& backend,
+                                               const std::vector<kvcache::CacheGeometry>& layers,
+                                               int64_t num_blocks);
   KvCache(KvCache&&) = default;
   KvCache& operator=(KvCache&&) = default;
   KvCache(const KvCache&) = delete;

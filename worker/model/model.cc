@@ -29,9 +29,10 @@ kernels::RopeFreqOptions RopeOptions(const ModelConfig& c) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Model>> Model::Create(const ModelConfig& config,
-                                                     const Checkpoint& checkpoint, Backend& backend,
-                                                     const ModelOptions& options) {
+// (The constructor is in model_graphs.cc, beside the graph state it owns.)
+absl::StatusOr<std::unique_ptr<Model>> Model::NewUnloaded(const ModelConfig& config,
+                                                          Backend& backend,
+                                                          const ModelOptions& options) {
   const TpOptions& tp = options.load.tp;
   if (tp.size > 1 && (options.collective == nullptr || options.collective->size() != tp.size ||
                       options.collective->rank() != tp.rank)) {
@@ -40,8 +41,6 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(const ModelConfig& config,
                      " needs a collective of the same rank and size"));
   }
   std::unique_ptr<Model> m(new Model(config, backend, options));
-  ASSIGN_OR_RETURN(m->weights_, LoadWeights(config, checkpoint, backend, options.load));
-
   const kernels::RopeFreqOptions rope_options = RopeOptions(config);
   ASSIGN_OR_RETURN(kernels::RopeFrequencies rope, kernels::RopeInvFreq(rope_options));
   Tensor host = Tensor::Zeros(DType::kF32, {static_cast<int64_t>(rope.inv_freq.size())});
@@ -50,6 +49,43 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(const ModelConfig& config,
   m->rope_attention_factor_ = rope.attention_factor;
   // qk_head_dim^-1/2, times mscale(factor, mscale_all_dim)² under YaRN (specs/dsa.md §4).
   m->attention_scale_ = static_cast<float>(config.SoftmaxScale());
+  return m;
+}
+
+absl::StatusOr<std::unique_ptr<Model>> Model::Create(const ModelConfig& config,
+                                                     const Checkpoint& checkpoint, Backend& backend,
+                                                     const ModelOptions& options) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> m, NewUnloaded(config, backend, options));
+  ASSIGN_OR_RETURN(m->weights_, LoadWeights(config, checkpoint, backend, options.load));
+  return m;
+}
+
+absl::StatusOr<std::unique_ptr<Model>> Model::CreateFromWeights(const ModelConfig& config,
+                                                                const ModelWeights& weights,
+                                                                Backend& backend,
+                                                                const ModelOptions& options) {
+  const int end = options.load.layer_end < 0 ? config.num_hidden_layers : options.load.layer_end;
+  if (options.load.layer_begin < 0 || end > config.num_hidden_layers ||
+      config.indexer_types.size() != static_cast<size_t>(config.num_hidden_layers) ||
+      config.mlp_layer_types.size() != static_cast<size_t>(config.num_hidden_layers)) {
+    return absl::InvalidArgumentError("layer range or per-layer types outside the config");
+  }
+  if (static_cast<int>(weights.layers.size()) != end - options.load.layer_begin) {
+    return absl::InvalidArgumentError(absl::StrCat("weights hold ", weights.layers.size(),
+                                                   " layers, the options select [",
+                                                   options.load.layer_begin, ", ", end, ")"));
+  }
+  for (size_t i = 0; i < weights.layers.size(); ++i) {
+    const LayerWeights& w = weights.layers[i];
+    if (w.index != options.load.layer_begin + static_cast<int>(i) ||
+        w.has_indexer != (config.indexer_types[w.index] == IndexerType::kFull) ||
+        w.is_moe != (config.mlp_layer_types[w.index] == MlpType::kSparse)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("weights of layer ", i, " do not match the config's layer ", w.index));
+    }
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> m, NewUnloaded(config, backend, options));
+  m->weights_ = weights;  // Tensors are shared handles: this copies no weight bytes
   return m;
 }
 

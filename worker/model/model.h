@@ -68,6 +68,14 @@ class Model {
                                                        const Checkpoint& checkpoint,
                                                        Backend& backend,
                                                        const ModelOptions& options);
+  // A model over weights the caller made (a benchmark's random weights on the device; no file
+  // I/O). `weights` must hold the layers [options.load.layer_begin, layer_end) of `config` in the
+  // backend's dtypes (backend.h), with w_uk / w_uv the views SetAbsorptionViews makes; its
+  // embedding and head decide the stage, as after Create.
+  static absl::StatusOr<std::unique_ptr<Model>> CreateFromWeights(const ModelConfig& config,
+                                                                  const ModelWeights& weights,
+                                                                  Backend& backend,
+                                                                  const ModelOptions& options);
 
   ~Model();
 
@@ -101,6 +109,11 @@ class Model {
     PagedView view;
   };
   Model(const ModelConfig& config, Backend& backend, ModelOptions options);
+  // Checks the options against the config and sets up what every constructor path shares (RoPE
+  // frequencies, attention scale).
+  static absl::StatusOr<std::unique_ptr<Model>> NewUnloaded(const ModelConfig& config,
+                                                            Backend& backend,
+                                                            const ModelOptions& options);
 
   // The step's layers on h [T, H] (in place); returns with every MLP output added.
   absl::Status RunLayers(Step& step, KvCache& cache, Tensor& h);

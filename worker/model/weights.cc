@@ -130,11 +130,9 @@ absl::StatusOr<LayerWeights> LoadLayer(Loader& ld, const ModelConfig& c, int i,
   ASSIGN_OR_RETURN(w.kv_a_layernorm, ld.F32(at + "kv_a_layernorm.weight", {l}));
   ASSIGN_OR_RETURN(w.kv_b_proj, ld.Matrix(at + "kv_b_proj.weight", {nh * (p + v), l},
                                           Part(tp, 0, nh * (p + v))));
-  // Per head, kv_b_proj holds P rows of W_UK then V rows of W_UV (dsa.md §4): strided views
-  // (undefined while planning).
+  // The W_UK / W_UV views of kv_b_proj (undefined while planning).
   if (w.kv_b_proj.defined()) {
-    ASSIGN_OR_RETURN(w.w_uk, w.kv_b_proj.AsStrided({local_nh, p, l}, {(p + v) * l, l, 1}, 0));
-    ASSIGN_OR_RETURN(w.w_uv, w.kv_b_proj.AsStrided({local_nh, v, l}, {(p + v) * l, l, 1}, p * l));
+    RETURN_IF_ERROR(SetAbsorptionViews(c, local_nh, w));
   }
   ASSIGN_OR_RETURN(w.o_proj, ld.Matrix(at + "o_proj.weight", {h, nh * v}, Part(tp, 1, nh * v)));
 
@@ -218,6 +216,14 @@ absl::StatusOr<ModelWeights> LoadAll(Loader& ld, const ModelConfig& config,
 }
 
 }  // namespace
+
+absl::Status SetAbsorptionViews(const ModelConfig& c, int64_t local_heads, LayerWeights& w) {
+  const int64_t p = c.qk_nope_head_dim, v = c.v_head_dim, l = c.kv_lora_rank;
+  // Per head, kv_b_proj holds P rows of W_UK then V rows of W_UV (dsa.md §4): strided views.
+  ASSIGN_OR_RETURN(w.w_uk, w.kv_b_proj.AsStrided({local_heads, p, l}, {(p + v) * l, l, 1}, 0));
+  ASSIGN_OR_RETURN(w.w_uv, w.kv_b_proj.AsStrided({local_heads, v, l}, {(p + v) * l, l, 1}, p * l));
+  return absl::OkStatus();
+}
 
 absl::StatusOr<ModelWeights> LoadWeights(const ModelConfig& config, const Checkpoint& checkpoint,
                                          Backend& backend, const LoadOptions& options) {

@@ -89,6 +89,9 @@ struct LoadOptions {
 absl::StatusOr<ModelWeights> LoadWeights(const ModelConfig& config, const Checkpoint& checkpoint,
                                          Backend& backend, const LoadOptions& options);
 
+// Sets w.w_uk and w.w_uv to the per-head views of w.kv_b_proj ([local_heads * (P + V), L]).
+absl::Status SetAbsorptionViews(const ModelConfig& config, int64_t local_heads, LayerWeights& w);
+
 }  // namespace strata::model
 
 #endif  // STRATA_WORKER_MODEL_WEIGHTS_H_
