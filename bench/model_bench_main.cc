@@ -45,7 +45,11 @@ ABSL_FLAG(int, prefill_chunk, 0, "prompt tokens per prefill step (default 8192; 
 ABSL_FLAG(int, runs, 10, "timed runs per decode case (the median is reported)");
 ABSL_FLAG(int, prefill_runs, 3, "timed runs per prefill case");
 ABSL_FLAG(int, warmup, 1, "untimed runs before the timed ones (after the routing probe)");
-ABSL_FLAG(bool, breakdown, true, "time every operation in one more untimed pass per case");
+ABSL_FLAG(bool, breakdown, true,
+          "time every operation in one more untimed pass per case (needs --cuda_graphs=false: "
+          "a replayed step runs no operation the probe could time)");
+ABSL_FLAG(bool, cuda_graphs, true,
+          "replay decode steps from CUDA graphs, as serving does (Model's cuda_graphs option)");
 ABSL_FLAG(std::string, latent_cache, "bf16", "latent cache dtype: bf16, fp8, f32 or default");
 ABSL_FLAG(std::string, indexer_cache, "fp8", "indexer cache dtype: fp8, bf16, f32 or default");
 ABSL_FLAG(double, reserve_gb, -1, "device memory left for workspaces, GB (-1 = estimate)");
@@ -260,6 +264,7 @@ absl::Status Run() {
   options.load.load_head = false;
   options.latent_cache = plan.geometry.latent_dtype;
   options.indexer_cache = plan.geometry.indexer_dtype;
+  options.cuda_graphs = absl::GetFlag(FLAGS_cuda_graphs);
   ASSIGN_OR_RETURN(std::unique_ptr<model::Model> model,
                    model::Model::CreateFromWeights(config, weights, probe, options));
 
@@ -297,6 +302,12 @@ absl::Status Run() {
   ctx.decode_runs = std::max(1, absl::GetFlag(FLAGS_runs));
   ctx.prefill_runs = std::max(1, absl::GetFlag(FLAGS_prefill_runs));
   ctx.breakdown = absl::GetFlag(FLAGS_breakdown);
+  if (ctx.breakdown && options.cuda_graphs && !device.is_cpu()) {
+    std::printf(
+        "note: --breakdown needs --cuda_graphs=false (replayed steps run no timed op); "
+        "no breakdown this run\n");
+    ctx.breakdown = false;
+  }
   ctx.seed = seed;
 
   std::printf("per layer: %-17s %9s %9s %9s %9s %7s %8s %7s\n", "", "ms", "bw_floor", "flop_flr",
@@ -335,9 +346,19 @@ absl::Status Run() {
     record(RunPrefillCase(ctx, p, plan.chunk));
   }
 
+  const model::GraphStats& g = model->graph_stats();
+  std::printf(
+      "\ncuda graphs %s: %lld steps replayed, %lld captures (%lld failed), %lld bucket "
+      "warm-ups, %lld eager steps\n",
+      options.cuda_graphs ? "on" : "off", static_cast<long long>(g.replays),
+      static_cast<long long>(g.captures), static_cast<long long>(g.failed_captures),
+      static_cast<long long>(g.warmup_steps), static_cast<long long>(g.eager_steps));
   const std::string json_path = absl::GetFlag(FLAGS_json);
   if (json_path.empty()) return absl::OkStatus();
   nlohmann::json out;
+  out["cuda_graphs"] = {{"enabled", options.cuda_graphs}, {"replays", g.replays},
+                        {"captures", g.captures},         {"failed_captures", g.failed_captures},
+                        {"warmup_steps", g.warmup_steps}, {"eager_steps", g.eager_steps}};
   out["device"] = dev->Describe();
   out["backend"] = {{"device", device.ToString()},
                     {"weight_dtype", std::string(DTypeName(backend->weight_dtype()))},

@@ -140,6 +140,12 @@ class ProbeBackend final : public model::Backend {
                       std::vector<int32_t>& ids, std::vector<float>& logprobs) override {
     return Op("Sample", [&] { return inner_.Sample(logits, args, ids, logprobs); });
   }
+  // Graph capture passes straight through: a replayed step runs none of the operations above, so
+  // neither probe sees it (the bench arms them only on eager steps: see model_bench_main.cc).
+  absl::Status BeginCapture() override { return inner_.BeginCapture(); }
+  absl::StatusOr<std::unique_ptr<model::StepGraph>> EndCapture() override {
+    return inner_.EndCapture();
+  }
 
  private:
   static absl::Status StatusOf(const absl::Status& s) { return s; }
