@@ -130,7 +130,7 @@ class ProbeBackend final : public model::Backend {
     RETURN_IF_ERROR(Op("MoeRoute", [&] {
       return inner_.MoeRoute(router_logits, bias, args, expert_ids, weights);
     }));
-    if (!count_experts_) return absl::OkStatus();
+    if (!count_experts_ || capturing_) return absl::OkStatus();
     ASSIGN_OR_RETURN(Tensor ids, inner_.Download(expert_ids));
     const int32_t* p = ids.data<int32_t>();
     distinct_.push_back(static_cast<int>(std::set<int32_t>(p, p + ids.numel()).size()));
@@ -140,10 +140,17 @@ class ProbeBackend final : public model::Backend {
                       std::vector<int32_t>& ids, std::vector<float>& logprobs) override {
     return Op("Sample", [&] { return inner_.Sample(logits, args, ids, logprobs); });
   }
-  // Graph capture passes straight through: a replayed step runs none of the operations above, so
-  // neither probe sees it (the bench arms them only on eager steps: see model_bench_main.cc).
-  absl::Status BeginCapture() override { return inner_.BeginCapture(); }
+  // Graph capture passes straight through, and both probes stand aside while it records: the
+  // model captures a bucket's graph right after running its first step eagerly, in the same
+  // Forward (the eager run is what they see), and neither a read-back nor a timing sync may
+  // happen inside a capture. A replayed step runs none of the operations above.
+  absl::Status BeginCapture() override {
+    RETURN_IF_ERROR(inner_.BeginCapture());
+    capturing_ = true;
+    return absl::OkStatus();
+  }
   absl::StatusOr<std::unique_ptr<model::StepGraph>> EndCapture() override {
+    capturing_ = false;
     return inner_.EndCapture();
   }
 
@@ -157,7 +164,7 @@ class ProbeBackend final : public model::Backend {
   // Calls f, timing it under `name` while the timing probe is armed.
   template <typename F>
   auto Op(const char* name, F&& f) -> decltype(f()) {
-    if (!timer_) return f();
+    if (!timer_ || capturing_) return f();
     std::optional<decltype(f())> result;
     const absl::StatusOr<double> ms = timer_([&] {
       result.emplace(f());
@@ -170,6 +177,7 @@ class ProbeBackend final : public model::Backend {
 
   model::Backend& inner_;
   bool count_experts_ = false;
+  bool capturing_ = false;
   std::vector<int> distinct_;
   Timer timer_;
   std::map<std::string, double> op_ms_;

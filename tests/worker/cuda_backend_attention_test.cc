@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
@@ -89,7 +90,12 @@ TEST_P(CudaAttentionTest, PagedIndexerAndSparseMlaMatchCpu) {
   ASSERT_TRUE(want.ok()) << want.status();
   ASSERT_TRUE(got.ok()) << got.status();
   const Tensor got_slots = *cuda_->Download(*got);
-  int mismatched_rows = 0;
+  // Against fp8 keys the tuned kernel scores H·q rounded to bf16 (kernels/cuda/indexer_logits.h:
+  // about 2^-9 of a lane) where the CPU twin rotates in double, so an entry tied with the k-th
+  // within that rounding may swap with its neighbour: there, allow rows that differ by at most
+  // two entries, in at most 1 row of 20. Everywhere else the sets must be equal.
+  const bool near_ties_allowed = c.tuned && c.indexer == IndexerCacheDType::kF8;
+  int mismatched_rows = 0, near_tie_rows = 0;
   for (int64_t i = 0; i < t; ++i) {
     std::vector<int32_t> a(got_slots.data<int32_t>() + i * top_k,
                            got_slots.data<int32_t>() + (i + 1) * top_k);
@@ -97,9 +103,20 @@ TEST_P(CudaAttentionTest, PagedIndexerAndSparseMlaMatchCpu) {
                            want->data<int32_t>() + (i + 1) * top_k);
     std::sort(a.begin(), a.end());
     std::sort(b.begin(), b.end());
-    mismatched_rows += a != b;
+    std::vector<int32_t> only_gpu;
+    std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(only_gpu));
+    if (only_gpu.empty() && a == b) continue;
+    if (near_ties_allowed && only_gpu.size() <= 2) {
+      ++near_tie_rows;
+    } else {
+      ++mismatched_rows;
+    }
   }
   EXPECT_EQ(mismatched_rows, 0);
+  EXPECT_LE(near_tie_rows, t / 20) << "rows whose top-k differs at the boundary";
+  if (near_tie_rows > 0)
+    std::printf("fp8 indexer: %d of %lld rows swap a near-tie\n", near_tie_rows,
+                static_cast<long long>(t));
 
   const Tensor q_abs = RandomBf16Values({t, nh, width}, 0.5f);
   Tensor o_want = Tensor::Zeros(DType::kF32, {t, nh, c.latent_rank});
