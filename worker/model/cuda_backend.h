@@ -9,7 +9,9 @@
 // - GEMMs: cuBLASLt (cuda_gemm.h), bf16 × bf16 with CUBLAS_COMPUTE_32F, bf16 or f32 out (f32 for
 //   the sublayer outputs, the indexer head weights and the logits); per-head products are
 //   strided-batched; the MoE router is an fp32 GEMM on the upcast activations. The workspace is
-//   allocated once; a problem's algorithm is chosen once and cached.
+//   allocated once; a problem's algorithm is chosen once and cached. A Linear of at most 8 tokens
+//   with a bf16 weight runs the memory-bound GEMV instead (kernels/cuda/gemv.h; bf16 or f32 x read
+//   as is) when it takes the shapes (K a multiple of 8, 16-byte aligned rows).
 // - Sparse MLA: the tuned kernel (kernels/cuda/sparse_mla.h) when q is bf16, L = 512, R = 64 and
 //   the latent cache is bf16 or fp8; the indexer logits: the tuned kernel
 //   (kernels/cuda/indexer_logits.h) when q is bf16 with 32 or 64 heads of 128 and the indexer
@@ -58,6 +60,9 @@ struct CudaKernelCounts {
   int64_t generic_sparse_mla = 0;
   int64_t tuned_indexer = 0;
   int64_t generic_indexer = 0;
+  // Linear calls by path: the small-M GEMV (kernels/cuda/gemv.h) or cuBLASLt.
+  int64_t gemv_linear = 0;
+  int64_t gemm_linear = 0;
 };
 // Zeros for a backend that is not a CUDA backend.
 CudaKernelCounts GetCudaKernelCounts(const Backend& backend);

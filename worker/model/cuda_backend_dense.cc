@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/cuda_status.h"
 #include "common/status.h"
+#include "kernels/cuda/gemv.h"
 #include "kernels/cuda/model_ops.h"
 #include "worker/model/cuda_backend_internal.h"
 
@@ -130,6 +131,26 @@ absl::Status CudaBackend::Linear(const Tensor& x, const Tensor& w, Tensor& y) {
     return absl::UnimplementedError("linear: an f32 weight writes f32 outputs only");
   }
   if (x.dim(0) == 0 || w.dim(0) == 0) return absl::OkStatus();
+  // Decode-sized calls with a bf16 weight: the memory-bound GEMV (x read as is, bf16 or f32),
+  // when it takes the shapes (K a multiple of 8, 16-byte aligned rows); else cuBLASLt.
+  if (w.dtype() == DType::kBF16 && x.dim(0) <= kernels::kGemvMaxRows) {
+    const kernels::GemvParams gp{.m = x.dim(0),
+                                 .n = w.dim(0),
+                                 .k = w.dim(1),
+                                 .w_stride = w.stride(0),
+                                 .x_stride = x.stride(0),
+                                 .y_stride = y.stride(0),
+                                 .x_dtype = x.dtype(),
+                                 .y_dtype = y.dtype(),
+                                 .w = w.data(),
+                                 .x = x.data(),
+                                 .y = y.data()};
+    if (kernels::GemvSupported(gp)) {
+      ++counts_.gemv_linear;
+      return CudaStatus(kernels::GemvCuda(gp, stream_), "linear gemv");
+    }
+  }
+  ++counts_.gemm_linear;
   // x in the weight's dtype (the router: bf16 activations upcast for an fp32 GEMM).
   ASSIGN_OR_RETURN(const Tensor xa, Converted(x, w.dtype()));
   // Row-major y = x·Wᵀ is column-major yᵀ[N, T] = W[N, K]·xᵀ[K, T]: A = W stored [K, N].
