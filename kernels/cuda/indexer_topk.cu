@@ -388,7 +388,10 @@ constexpr int kRadixCandidates = kCapacity;  // what RadixFinishKernel holds in 
 constexpr int64_t kRadixMinCols = 16384, kRadixMaxCols = 1 << 19;
 constexpr int kRadixMaxRows = 32;  // above, two reads of the rows cost more than one CTA a row
 
-struct RadixRow {  // a row's workspace
+// A row's workspace. alignas(256): the kernels index rows as ws[t] (sizeof(RadixRow) apart) and
+// the memset zeroes them kRadixRowBytes apart; the two must agree, or a row's counters past the
+// first start from whatever the workspace held (a pool's recycled memory).
+struct alignas(256) RadixRow {
   uint32_t hist[kRadixBins];
   int32_t above_n;  // keys written by RadixSelectKernel (those above the k-th's bin)
   int32_t cand_n;   // keys in the k-th's bin (may exceed kRadixCandidates: then not all stored)
@@ -397,6 +400,7 @@ struct RadixRow {  // a row's workspace
 };
 constexpr size_t kRadixZeroBytes = offsetof(RadixRow, cand);
 constexpr size_t kRadixRowBytes = (sizeof(RadixRow) + 255) / 256 * 256;
+static_assert(sizeof(RadixRow) == kRadixRowBytes, "row stride of the kernels and of the memset");
 
 // This CTA's columns of row t: [cb, ce), 4-aligned segment starts (as TopkSelectKernel).
 __device__ RowRange SplitSegment(const RowRange& r, int splits, int split) {

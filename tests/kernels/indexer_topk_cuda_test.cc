@@ -84,6 +84,10 @@ void ExpectTopkMatchesCpu(int T, int K, int64_t stride, const std::vector<float>
                           .topk_stride = K};
   const IndexerTopkPlan plan = PlanIndexerTopkCuda(T, K, stride, NumSms());
   DeviceBuffer<uint8_t> ws(plan.workspace_bytes);
+  // Garbage, as a memory pool hands back: the kernels must zero what they count in.
+  if (plan.workspace_bytes > 0) {
+    EXPECT_EQ(cudaMemset(ws.get(), 0xA5, plan.workspace_bytes), cudaSuccess);
+  }
   ASSERT_EQ(IndexerTopkCuda(p, plan, ws.get(), nullptr), cudaSuccess);
   SyncOrFail();
   const std::vector<int32_t> got = d_out.Download();
@@ -221,6 +225,10 @@ TEST(IndexerTopkCudaTest, TiesAndInfinitiesKeepTheTopKProperty) {
     DeviceBuffer<int32_t> d_begin(begin), d_end(end), d_out(static_cast<size_t>(T) * K);
     const IndexerTopkPlan plan = PlanIndexerTopkCuda(T, K, stride, NumSms());
     DeviceBuffer<uint8_t> ws(plan.workspace_bytes);
+    // Garbage, as a memory pool hands back: the kernels must zero what they count in.
+    if (plan.workspace_bytes > 0) {
+      EXPECT_EQ(cudaMemset(ws.get(), 0xA5, plan.workspace_bytes), cudaSuccess);
+    }
     ASSERT_EQ(IndexerTopkCuda({.num_tokens = T,
                                .topk = K,
                                .logits = d_logits.get(),
@@ -326,6 +334,10 @@ TEST_P(FusedSlotsTest, MatchMapTopkToSlotsCpu) {
                           .num_blocks = num_blocks};
   const IndexerTopkPlan plan = PlanIndexerTopkCuda(T, K, stride, NumSms());
   DeviceBuffer<uint8_t> ws(plan.workspace_bytes);
+  // Garbage, as a memory pool hands back: the kernels must zero what they count in.
+  if (plan.workspace_bytes > 0) {
+    EXPECT_EQ(cudaMemset(ws.get(), 0xA5, plan.workspace_bytes), cudaSuccess);
+  }
   ASSERT_EQ(IndexerTopkCuda(p, plan, ws.get(), nullptr), cudaSuccess);
   SyncOrFail();
   const std::vector<int32_t> pos = d_pos.Download(), slots = d_slots.Download();

@@ -189,11 +189,16 @@ TEST_F(CudaShippedModelTest, GreedyContinuationsMatchCpu) {
   for (size_t i = 0; i < batch.size(); ++i) {
     const auto& p = fixture_.at("prompts")[i];
     const std::string name = "shipped/" + p.at("name").get<std::string>();
-    const size_t same = testing_util::CheckGreedy(name, *cpu_, *cuda_, batch[i].prompt,
-                                                  (*want)[i].tokens, (*got)[i].tokens);
+    // The near-tie check applies to a divergence within the first 32 tokens (issue 7's bar);
+    // later ones are reported (past index_topk the decode steps' top-k may differ from the
+    // re-computed prefix at a near-tie of indexer scores, docs/model.md).
+    const int64_t first_32 = static_cast<int64_t>(batch[i].prompt.size()) + 31;
+    const size_t same =
+        testing_util::CheckGreedy(name, *cpu_, *cuda_, batch[i].prompt, (*want)[i].tokens,
+                                  (*got)[i].tokens, /*assert_below=*/first_32);
     if (same < (*want)[i].tokens.size()) {
-      std::printf("%s: diverges at token %zu (the near-tie check above holds it)\n", name.c_str(),
-                  same);
+      std::printf("%s: diverges at token %zu (%s)\n", name.c_str(), same,
+                  same < 32 ? "a near-tie, checked above" : "after the 32 tokens required");
     }
     const auto hf = p.at("continuation_ids").get<std::vector<int32_t>>();
     size_t hf_same = 0;

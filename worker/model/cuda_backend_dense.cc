@@ -132,8 +132,13 @@ absl::Status CudaBackend::Linear(const Tensor& x, const Tensor& w, Tensor& y) {
   }
   if (x.dim(0) == 0 || w.dim(0) == 0) return absl::OkStatus();
   // Decode-sized calls with a bf16 weight: the memory-bound GEMV (x read as is, bf16 or f32),
-  // when it takes the shapes (K a multiple of 8, 16-byte aligned rows); else cuBLASLt.
-  if (w.dtype() == DType::kBF16 && x.dim(0) <= kernels::kGemvMaxRows) {
+  // when it takes the shapes (K a multiple of 8, 16-byte aligned rows); else cuBLASLt. The GEMV
+  // takes up to 8 rows, but on the H100 it beats cuBLASLt only at 1–2 (87–99% of copy bandwidth
+  // at M = 1 on GLM-5's projections, against cuBLAS's 65–90%; at M = 8 it reads x once per row
+  // block and falls to 36–88%, cuBLAS 33–89%: docs/performance.md).
+  constexpr int64_t kGemvMaxDecodeRows = 2;
+  static_assert(kGemvMaxDecodeRows <= kernels::kGemvMaxRows);
+  if (w.dtype() == DType::kBF16 && x.dim(0) <= kGemvMaxDecodeRows) {
     const kernels::GemvParams gp{.m = x.dim(0),
                                  .n = w.dim(0),
                                  .k = w.dim(1),
