@@ -28,6 +28,7 @@ using kvcache::IndexerCacheDType;
 using strata::testing::DeviceBuffer;
 using strata::testing::MakeOverlapInputs;
 using strata::testing::NumSms;
+using strata::testing::OverlapCpuTopk;
 using strata::testing::OverlapInputs;
 using strata::testing::OverlapInputShape;
 using strata::testing::SyncOrFail;
@@ -73,38 +74,7 @@ Overlaps Measure(const OverlapInputs& in) {
     opt.num_blocks = num_blocks;
     auto cache = kvcache::IndexerKeyCache::Create(opt);
     EXPECT_TRUE(cache.ok()) << cache.status();
-    EXPECT_TRUE(WriteIndexerCacheCpu({.num_tokens = static_cast<int>(n),
-                                      .keys = in.keys.data(),
-                                      .keys_stride = kD,
-                                      .slots = slots.data(),
-                                      .cache = (*cache)->view()})
-                    .ok());
-    std::vector<float> logits(static_cast<size_t>(in.rows) * in.len);
-    EXPECT_TRUE(IndexerPagedLogitsCpu({.num_tokens = in.rows,
-                                       .num_heads = in.heads,
-                                       .max_cols = in.len,
-                                       .softmax_scale = scale,
-                                       .q = in.q.data(),
-                                       .q_token_stride = int64_t{in.heads} * kD,
-                                       .q_head_stride = kD,
-                                       .weights = in.w.data(),
-                                       .weights_token_stride = in.heads,
-                                       .row_seq = row_seq.data(),
-                                       .row_lens = row_lens.data(),
-                                       .block_table = bt,
-                                       .cache = (*cache)->view(),
-                                       .logits = logits.data(),
-                                       .logits_stride = in.len})
-                    .ok());
-    cpu_topk[f8].resize(static_cast<size_t>(in.rows) * kK);
-    EXPECT_TRUE(IndexerTopkCpu({.num_tokens = in.rows,
-                                .topk = kK,
-                                .logits = logits.data(),
-                                .logits_stride = in.len,
-                                .col_end = row_lens.data(),
-                                .topk_pos = cpu_topk[f8].data(),
-                                .topk_stride = kK})
-                    .ok());
+    cpu_topk[f8] = OverlapCpuTopk(in, kK, opt.geometry.indexer_dtype);
 
     // The device path: write, score, select.
     DeviceBuffer<uint8_t> pool((*cache)->bytes());

@@ -15,6 +15,7 @@ namespace {
 
 using kvcache::IndexerCacheDType;
 using strata::testing::MakeOverlapInputs;
+using strata::testing::OverlapCpuTopk;
 using strata::testing::OverlapInputs;
 using strata::testing::OverlapInputShape;
 using strata::testing::TopkOverlap;
@@ -24,58 +25,6 @@ constexpr int kRows = 4, kLen = 32768;
 constexpr unsigned kSeed = 2024;
 // Issue 6's goal for the fp8 keys, on the realistic inputs.
 constexpr double kMinOverlap = 0.99;
-
-// Top-k positions of every row after scoring the keys in a paged cache of `dtype`.
-std::vector<int32_t> CpuTopk(const OverlapInputs& in, IndexerCacheDType dtype) {
-  const int64_t n = int64_t{in.rows} * in.len, num_blocks = n / 64;
-  std::vector<int32_t> slots(n), table(num_blocks), lens(in.rows, in.len), row_seq(in.rows),
-      row_lens(in.rows, in.len);
-  for (int64_t i = 0; i < n; ++i) slots[i] = static_cast<int32_t>(i);
-  for (int64_t b = 0; b < num_blocks; ++b) table[b] = static_cast<int32_t>(b);
-  for (int t = 0; t < in.rows; ++t) row_seq[t] = t;
-  kvcache::PagedCacheOptions opt;
-  opt.geometry.indexer_dtype = dtype;
-  opt.num_blocks = num_blocks;
-  auto cache = kvcache::IndexerKeyCache::Create(opt);
-  EXPECT_TRUE(cache.ok()) << cache.status();
-  EXPECT_TRUE(WriteIndexerCacheCpu({.num_tokens = static_cast<int>(n),
-                                    .keys = in.keys.data(),
-                                    .keys_stride = kD,
-                                    .slots = slots.data(),
-                                    .cache = (*cache)->view()})
-                  .ok());
-  std::vector<float> logits(static_cast<size_t>(in.rows) * in.len);
-  EXPECT_TRUE(IndexerPagedLogitsCpu({.num_tokens = in.rows,
-                                     .num_heads = in.heads,
-                                     .max_cols = in.len,
-                                     .softmax_scale = 1.0f / std::sqrt(static_cast<float>(kD)),
-                                     .q = in.q.data(),
-                                     .q_token_stride = int64_t{in.heads} * kD,
-                                     .q_head_stride = kD,
-                                     .weights = in.w.data(),
-                                     .weights_token_stride = in.heads,
-                                     .row_seq = row_seq.data(),
-                                     .row_lens = row_lens.data(),
-                                     .block_table = {.num_seqs = in.rows,
-                                                     .max_blocks_per_seq = in.len / 64,
-                                                     .row_stride = in.len / 64,
-                                                     .table = table.data(),
-                                                     .seq_lens = lens.data()},
-                                     .cache = (*cache)->view(),
-                                     .logits = logits.data(),
-                                     .logits_stride = in.len})
-                  .ok());
-  std::vector<int32_t> topk(static_cast<size_t>(in.rows) * kK);
-  EXPECT_TRUE(IndexerTopkCpu({.num_tokens = in.rows,
-                              .topk = kK,
-                              .logits = logits.data(),
-                              .logits_stride = in.len,
-                              .col_end = row_lens.data(),
-                              .topk_pos = topk.data(),
-                              .topk_stride = kK})
-                  .ok());
-  return topk;
-}
 
 // What the fp8 cache gave before the rotation: keys quantised as they are (per-token power-of-two
 // scale), scored in double through the ragged fp32 path.
@@ -129,8 +78,9 @@ std::vector<int32_t> UnrotatedFp8Topk(const OverlapInputs& in) {
 TEST(IndexerFp8OverlapTest, RotatedFp8KeysKeep99PercentOfTheBf16TopkOnRealisticInputs) {
   const OverlapInputs in =
       MakeOverlapInputs(OverlapInputShape::kOutlierLanes, kRows, kLen, kH, kSeed);
-  const std::vector<int32_t> bf16 = CpuTopk(in, IndexerCacheDType::kBF16);
-  const double rotated = TopkOverlap(bf16, CpuTopk(in, IndexerCacheDType::kF8), kRows, kK);
+  const std::vector<int32_t> bf16 = OverlapCpuTopk(in, kK, IndexerCacheDType::kBF16);
+  const double rotated =
+      TopkOverlap(bf16, OverlapCpuTopk(in, kK, IndexerCacheDType::kF8), kRows, kK);
   const double unrotated = TopkOverlap(bf16, UnrotatedFp8Topk(in), kRows, kK);
   std::printf(
       "outlier-lane inputs, top-%d of %d keys, %d heads: fp8 rotated %.4f, unrotated %.4f\n", kK,
@@ -142,8 +92,8 @@ TEST(IndexerFp8OverlapTest, RotatedFp8KeysKeep99PercentOfTheBf16TopkOnRealisticI
 // The hard case: without shared large lanes no basis helps; E4M3's mantissa is the limit.
 TEST(IndexerFp8OverlapTest, IsotropicInputsStayAtTheE4M3Limit) {
   const OverlapInputs in = MakeOverlapInputs(OverlapInputShape::kIsotropic, 2, kLen, kH, kSeed);
-  const double rotated = TopkOverlap(CpuTopk(in, IndexerCacheDType::kBF16),
-                                     CpuTopk(in, IndexerCacheDType::kF8), in.rows, kK);
+  const double rotated = TopkOverlap(OverlapCpuTopk(in, kK, IndexerCacheDType::kBF16),
+                                     OverlapCpuTopk(in, kK, IndexerCacheDType::kF8), in.rows, kK);
   std::printf("isotropic inputs: fp8 rotated %.4f\n", rotated);
   EXPECT_GE(rotated, 0.965);
 }

@@ -26,6 +26,10 @@
 #include <vector>
 
 #include "common/dtype.h"
+#include "gtest/gtest.h"
+#include "kernels/cpu/cache_write.h"
+#include "kernels/cpu/indexer_logits.h"
+#include "kvcache/paged_cache.h"
 
 namespace strata::testing {
 
@@ -123,6 +127,61 @@ inline double TopkOverlap(const std::vector<int32_t>& a, const std::vector<int32
     total += static_cast<double>(common) / k;
   }
   return total / rows;
+}
+
+// The CPU twins' top-k positions (k per row) after writing the keys into a paged cache of `dtype`
+// and scoring every row: the exact-arithmetic reference of both overlap tests.
+inline std::vector<int32_t> OverlapCpuTopk(const OverlapInputs& in, int k,
+                                           kvcache::IndexerCacheDType dtype) {
+  const int64_t n = int64_t{in.rows} * in.len, num_blocks = n / 64;
+  std::vector<int32_t> slots(n), table(num_blocks), lens(in.rows, in.len), row_seq(in.rows),
+      row_lens(in.rows, in.len);
+  for (int64_t i = 0; i < n; ++i) slots[i] = static_cast<int32_t>(i);
+  for (int64_t b = 0; b < num_blocks; ++b) table[b] = static_cast<int32_t>(b);
+  for (int t = 0; t < in.rows; ++t) row_seq[t] = t;
+  kvcache::PagedCacheOptions opt;
+  opt.geometry.indexer_dtype = dtype;
+  opt.num_blocks = num_blocks;
+  auto cache = kvcache::IndexerKeyCache::Create(opt);
+  EXPECT_TRUE(cache.ok()) << cache.status();
+  EXPECT_TRUE(kernels::WriteIndexerCacheCpu({.num_tokens = static_cast<int>(n),
+                                             .keys = in.keys.data(),
+                                             .keys_stride = OverlapInputs::kDim,
+                                             .slots = slots.data(),
+                                             .cache = (*cache)->view()})
+                  .ok());
+  std::vector<float> logits(static_cast<size_t>(in.rows) * in.len);
+  EXPECT_TRUE(kernels::IndexerPagedLogitsCpu(
+                  {.num_tokens = in.rows,
+                   .num_heads = in.heads,
+                   .max_cols = in.len,
+                   .softmax_scale = 1.0f / std::sqrt(static_cast<float>(OverlapInputs::kDim)),
+                   .q = in.q.data(),
+                   .q_token_stride = int64_t{in.heads} * OverlapInputs::kDim,
+                   .q_head_stride = OverlapInputs::kDim,
+                   .weights = in.w.data(),
+                   .weights_token_stride = in.heads,
+                   .row_seq = row_seq.data(),
+                   .row_lens = row_lens.data(),
+                   .block_table = {.num_seqs = in.rows,
+                                   .max_blocks_per_seq = in.len / 64,
+                                   .row_stride = in.len / 64,
+                                   .table = table.data(),
+                                   .seq_lens = lens.data()},
+                   .cache = (*cache)->view(),
+                   .logits = logits.data(),
+                   .logits_stride = in.len})
+                  .ok());
+  std::vector<int32_t> topk(static_cast<size_t>(in.rows) * k);
+  EXPECT_TRUE(kernels::IndexerTopkCpu({.num_tokens = in.rows,
+                                       .topk = k,
+                                       .logits = logits.data(),
+                                       .logits_stride = in.len,
+                                       .col_end = row_lens.data(),
+                                       .topk_pos = topk.data(),
+                                       .topk_stride = k})
+                  .ok());
+  return topk;
 }
 
 }  // namespace strata::testing
